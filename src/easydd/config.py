@@ -1,0 +1,168 @@
+"""Typed run configuration, YAML presets shipped in the package, ``key=value`` overrides, validation.
+
+A run is described by ``RunConfig`` (what every method shares) plus ``method_args`` (the method's own
+hyper-parameters, checked against that method's ``Params`` dataclass). Presets live in ``easydd/presets/*.yaml``:
+each file is a mapping ``preset-name: {config}``; a preset may say ``base: other-preset`` to inherit.
+Overrides are ``key=value`` with YAML values (``ipc=10``, ``lr_img=0.1``, ``eval_models=[ConvNet,MLP]``); a key
+that is a method hyper-parameter may be written bare or as ``method_args.key``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from importlib import resources
+
+import yaml
+
+from .errors import UserError
+
+
+@dataclass
+class RunConfig:
+    dataset: str = "mnist"
+    ipc: int = 1
+    method: str = "dsa"
+    model: str = "ConvNet"
+    seed: int = 0
+    iterations: int = 1000
+    init: str = "real"                  # real | noise
+    zca: bool = False
+    data_root: str | None = None
+    val_size: int | None = None
+    lambda_sdc: float = 0.0             # weight of the Sample Difficulty Correction term (0 = base method)
+    sdc_mode: str = "batch"             # batch | sample
+    # evaluation at the end (reference protocol) and on the validation split during the run
+    eval_models: list = field(default_factory=lambda: ["ConvNet"])
+    eval_num_models: int = 5
+    eval_epochs: int | None = None      # None: 1000 with DSA, 300 without
+    eval_dsa: bool = True
+    eval_every: int = 0                 # validate every k iterations (0: only at the end)
+    val_epochs: int = 300
+    val_num_models: int = 2
+    # difficulty tracking against a fixed reference panel
+    track_every: int = 0                # 0: off
+    panel_models: int = 4
+    panel_epochs: int = 1
+    checkpoint_every: int = 50
+    name: str | None = None
+    out_dir: str = "runs"
+    method_args: dict = field(default_factory=dict)
+    note: str = ""                      # what a preset cut, for the record
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+RUN_KEYS = {f.name for f in dataclasses.fields(RunConfig)}
+
+
+def preset_files():
+    return sorted(p for p in resources.files("easydd.presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def all_presets() -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for p in preset_files():
+        data = yaml.safe_load(p.read_text()) or {}
+        for k, v in data.items():
+            out[k] = dict(v, _file=p.name)
+    return out
+
+
+def load_preset(name: str) -> dict:
+    presets = all_presets()
+    if name not in presets:
+        close = difflib.get_close_matches(name, presets, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UserError(f"unknown preset {name!r}{hint}; `easydd info` lists the presets")
+    cfg = dict(presets[name])
+    cfg.pop("_file", None)
+    chain = [name]
+    while "base" in cfg:
+        base = cfg.pop("base")
+        if base in chain:
+            raise UserError(f"preset {name!r}: circular base chain {chain}")
+        chain.append(base)
+        parent = load_preset(base)
+        margs = dict(parent.get("method_args", {}), **cfg.get("method_args", {}))
+        parent.update(cfg)
+        parent["method_args"] = margs
+        cfg = parent
+    return cfg
+
+
+def parse_overrides(items: list[str]) -> dict:
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"override {item!r} is not key=value (e.g. ipc=10 or lambda_sdc=0.01)")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = yaml.safe_load(v) if v.strip() else None
+        except yaml.YAMLError:
+            out[k.strip()] = v
+    return out
+
+
+def build_config(preset: str | None = None, overrides: dict | None = None, method_params=None) -> RunConfig:
+    """Preset (optional) + overrides -> validated RunConfig. ``method_params(method) -> dataclass type`` is used
+    to route and check method hyper-parameters."""
+    data = load_preset(preset) if preset else {}
+    margs = dict(data.pop("method_args", {}) or {})
+    for k, v in (overrides or {}).items():
+        if k.startswith("method_args."):
+            margs[k.split(".", 1)[1]] = v
+        elif k in RUN_KEYS:
+            data[k] = v
+        else:
+            margs[k] = v  # checked against the method's Params below
+    unknown_run = set(data) - RUN_KEYS
+    if unknown_run:
+        raise UserError(f"unknown config key(s) {sorted(unknown_run)}; valid: {sorted(RUN_KEYS)}")
+    cfg = RunConfig(**data)
+    if method_params is not None:
+        params_cls = method_params(cfg.method)
+        names = {f.name for f in dataclasses.fields(params_cls)}
+        bad = [k for k in margs if k not in names]
+        if bad:
+            sugg = {b: difflib.get_close_matches(b, names | RUN_KEYS, n=1) for b in bad}
+            hint = "; ".join(f"{b!r}" + (f" (did you mean {s[0]!r}?)" if s else "") for b, s in sugg.items())
+            raise UserError(f"unknown setting(s) for method {cfg.method!r}: {hint}. Run settings: "
+                            f"{', '.join(sorted(RUN_KEYS))}; {cfg.method} settings: {', '.join(sorted(names))}")
+        margs = dataclasses.asdict(_coerce(params_cls, margs))
+    cfg.method_args = margs
+    validate(cfg)
+    return cfg
+
+
+def _coerce(params_cls, margs: dict):
+    try:
+        obj = params_cls(**margs)
+    except TypeError as e:
+        raise UserError(f"bad method settings: {e}") from None
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        default = getattr(params_cls(), f.name)
+        if isinstance(default, float) and isinstance(v, int) and not isinstance(v, bool):
+            setattr(obj, f.name, float(v))
+        elif default is not None and v is not None and not isinstance(v, type(default)) and not (
+                isinstance(default, float) and isinstance(v, (int, float))):
+            raise UserError(f"setting {f.name}={v!r} should be a {type(default).__name__}")
+    return obj
+
+
+def validate(cfg: RunConfig) -> None:
+    def need(cond, msg):
+        if not cond:
+            raise UserError(msg)
+    need(isinstance(cfg.ipc, int) and cfg.ipc >= 1, f"ipc must be a positive integer (got {cfg.ipc!r})")
+    need(isinstance(cfg.iterations, int) and cfg.iterations >= 0,
+         f"iterations must be a non-negative integer (got {cfg.iterations!r})")
+    need(cfg.init in ("real", "noise"), f"init must be 'real' or 'noise' (got {cfg.init!r})")
+    need(cfg.sdc_mode in ("batch", "sample"), f"sdc_mode must be 'batch' or 'sample' (got {cfg.sdc_mode!r})")
+    need(isinstance(cfg.lambda_sdc, (int, float)) and cfg.lambda_sdc >= 0,
+         f"lambda_sdc must be a number >= 0 (got {cfg.lambda_sdc!r})")
+    need(isinstance(cfg.eval_models, list) and cfg.eval_models, "eval_models must be a non-empty list of model names")
+    need(cfg.eval_num_models >= 1, "eval_num_models must be >= 1")
+    cfg.lambda_sdc = float(cfg.lambda_sdc)

@@ -1,0 +1,176 @@
+"""One training loop, shared by evaluation, selection baselines, difficulty panels and expert trajectories.
+
+``Ensemble`` holds K networks of one architecture. Where the architecture allows (no BatchNorm), the K networks
+are trained *together*: their parameters are stacked (``torch.func.stack_module_state``) and one ``vmap`` call runs
+all K forward/backward passes, which keeps both cores busy on the tiny batches of a distilled set (IPC 1-10).
+BatchNorm networks are trained one after another with the same loop. Each network has its own initial weights,
+its own mini-batch order and its own augmentation draws, all derived from explicit seeds.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, stack_module_state, vmap
+
+from .nets import has_batchnorm, make_network
+from .runtime import generator
+
+
+@dataclass
+class TrainSpec:
+    epochs: int
+    lr: float = 0.01
+    batch_size: int = 256
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    decay_at_half: bool = True   # lr x0.1 at half the epochs (reference evaluation protocol)
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a NaN/inf loss: the learning rate is too high for these data."""
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against hard labels (N,) or soft-label logits (N, K) (target = softmax(logits))."""
+    if targets.dim() == 1:
+        return F.cross_entropy(logits, targets)
+    return -(targets.softmax(-1) * logits.log_softmax(-1)).sum(-1).mean()
+
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+class Ensemble:
+    def __init__(self, model: str, channel: int, num_classes: int, im_size, seeds: list[int], *,
+                 stacked: bool | None = None, device: str | torch.device = "cpu", **net_kwargs):
+        self.model_name, self.seeds, self.device = model, list(seeds), torch.device(device)
+        self.nets = [make_network(model, channel, num_classes, im_size, s, **net_kwargs).to(self.device)
+                     for s in self.seeds]
+        can_stack = not has_batchnorm(self.nets[0])
+        self.stacked = can_stack if stacked is None else (stacked and can_stack)
+        if self.stacked:
+            self.params, self.buffers = stack_module_state(self.nets)
+            self._base = copy.deepcopy(self.nets[0]).to("meta")
+
+            def fn(p, b, x):
+                return functional_call(self._base, (p, b), (x,))
+            self._vf = vmap(fn)
+
+    def __len__(self):
+        return len(self.seeds)
+
+    # -- training -------------------------------------------------------------------------------------------
+    def train(self, x: torch.Tensor, y: torch.Tensor, spec: TrainSpec, *, aug: Augment | None = None,
+              seed: int = 0, progress=None) -> "Ensemble":
+        x, y = x.to(self.device), y.to(self.device)
+        g = generator(seed)
+        if self.stacked:
+            self._train_stacked(x, y, spec, aug, g, progress)
+        else:
+            for net in self.nets:
+                self._train_single(net, x, y, spec, aug, g, progress)
+        return self
+
+    def _batches(self, n: int, bs: int, g: torch.Generator):
+        perm = torch.randperm(n, generator=g)
+        return [perm[i:i + bs] for i in range(0, n, bs)]
+
+    def _lr_at(self, spec: TrainSpec, epoch: int) -> float:
+        return spec.lr * (0.1 if spec.decay_at_half and epoch >= spec.epochs // 2 and spec.epochs > 1 else 1.0)
+
+    def _train_stacked(self, x, y, spec, aug, g, progress):
+        k = len(self)
+        opt = torch.optim.SGD(list(self.params.values()), lr=spec.lr, momentum=spec.momentum,
+                              weight_decay=spec.weight_decay)
+        bs = min(spec.batch_size, x.shape[0])
+        for ep in range(spec.epochs):
+            for grp in opt.param_groups:
+                grp["lr"] = self._lr_at(spec, ep)
+            orders = [self._batches(x.shape[0], bs, g) for _ in range(k)]
+            for b in range(len(orders[0])):
+                xb = [x[o[b]] for o in orders]
+                if aug is not None:
+                    xb = [aug(xi, g) for xi in xb]
+                xb = torch.stack(xb)
+                yb = torch.stack([y[o[b]] for o in orders])
+                logits = self._vf(self.params, self.buffers, xb)
+                loss = sum(soft_cross_entropy(logits[i], yb[i]) for i in range(k))
+                if not torch.isfinite(loss):
+                    raise DivergenceError(f"training loss became {float(loss)} at epoch {ep}; lower the learning "
+                                          f"rate (now {spec.lr:g})")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            if progress is not None:
+                progress.update(1)
+
+    def _train_single(self, net, x, y, spec, aug, g, progress):
+        net.train()
+        opt = torch.optim.SGD(net.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+        bs = min(spec.batch_size, x.shape[0])
+        for ep in range(spec.epochs):
+            for grp in opt.param_groups:
+                grp["lr"] = self._lr_at(spec, ep)
+            for idx in self._batches(x.shape[0], bs, g):
+                xb = x[idx] if aug is None else aug(x[idx], g)
+                if xb.shape[0] == 1 and has_batchnorm(net):
+                    continue  # BatchNorm cannot train on a single image
+                loss = soft_cross_entropy(net(xb), y[idx])
+                if not torch.isfinite(loss):
+                    raise DivergenceError(f"training loss became {float(loss)} at epoch {ep}; lower the learning "
+                                          f"rate (now {spec.lr:g})")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            if progress is not None:
+                progress.update(1 / len(self))
+
+    # -- inference ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """(K, N, classes) logits of every network."""
+        outs = []
+        for i in range(0, x.shape[0], batch_size):
+            xb = x[i:i + batch_size].to(self.device)
+            if self.stacked:
+                outs.append(vmap(lambda p, b: functional_call(self._base, (p, b), (xb,)))(self.params, self.buffers))
+            else:
+                for n in self.nets:
+                    n.eval()
+                outs.append(torch.stack([n(xb) for n in self.nets]))
+        if not self.stacked:
+            for n in self.nets:
+                n.train()
+        return torch.cat(outs, 1)
+
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """(K,) accuracy of every network on (x, y)."""
+        correct = torch.zeros(len(self))
+        for i in range(0, x.shape[0], batch_size):
+            lg = self.logits(x[i:i + batch_size], batch_size)
+            correct += (lg.argmax(-1).cpu() == y[i:i + batch_size].view(1, -1)).float().sum(1)
+        return correct / x.shape[0]
+
+    def state_dicts(self) -> list[dict[str, torch.Tensor]]:
+        if not self.stacked:
+            return [{k: v.detach().clone() for k, v in n.state_dict().items()} for n in self.nets]
+        out = []
+        for i in range(len(self)):
+            d = {k: v[i].detach().clone() for k, v in self.params.items()}
+            d.update({k: v[i].detach().clone() for k, v in self.buffers.items()})
+            out.append(d)
+        return out
+
+
+def nan_safe_mean_std(values) -> tuple[float, float]:
+    v = [float(a) for a in values]
+    if not v:
+        return math.nan, math.nan
+    m = sum(v) / len(v)
+    s = (sum((a - m) ** 2 for a in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else 0.0
+    return m, s
