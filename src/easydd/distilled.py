@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
@@ -80,7 +80,7 @@ class Distilled:
             tensors = load_file(str(path))
             with safe_open(str(path), framework="pt") as f:
                 header = f.metadata() or {}
-        except (SafetensorsError, OSError, ValueError, RuntimeError) as e:
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
             raise DistilledFileError(f"{path} is not a readable safetensors file ({e}); re-create it with "
                                      "`easydd distill` or `easydd select`") from None
         if "images" not in tensors or "labels" not in tensors:

@@ -1,0 +1,209 @@
+"""``easydd`` command line: a thin layer that turns arguments into library calls.
+
+    easydd distill  [--preset P] key=value ...    distil a dataset, evaluate, write runs/<name>/
+    easydd select   --dataset D --method herding --ipc K   a real-image baseline, saved and evaluated alike
+    easydd eval     RUN_OR_FILE [--models ...]     the evaluation protocol on a distilled set
+    easydd info                                    datasets (and where they were found), methods, presets
+    easydd difficulty | experts | theory | study | report   (see --help of each)
+
+Errors the user can cause print one line naming the fix and exit with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+# subcommands whose arguments live beside their code: name -> (module, help)
+PLUGINS = {
+    "difficulty": ("easydd.difficulty", "per-sample difficulty (GraDN, EL2N) of a dataset or a distilled set"),
+    "experts": ("easydd.experts", "train expert trajectories for trajectory matching"),
+    "theory": ("easydd.theory", "the teacher-student scaling-law simulation (pruning and distillation)"),
+    "study": ("easydd.study", "difficulty study and selection-by-difficulty experiments"),
+    "report": ("easydd.report", "gather run directories into a paper-style table"),
+}
+
+
+def _add_eval_args(p):
+    p.add_argument("--models", nargs="+", default=["ConvNet"], help="architectures to evaluate (cross-architecture)")
+    p.add_argument("--num-models", type=int, default=5, help="networks trained per architecture")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 1000 with DSA, 300 without)")
+    p.add_argument("--no-dsa", action="store_true", help="plain augmentation instead of DSA during evaluation")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the set's learned lr or 0.01)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="easydd", description="dataset distillation with Sample Difficulty Correction")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("distill", help="distil a dataset (a method from `easydd info`)")
+    p.add_argument("--preset", default=None, help="a preset name from `easydd info`")
+    p.add_argument("overrides", nargs="*", help="key=value settings, e.g. method=dsa ipc=10 lambda_sdc=0.01")
+    p.add_argument("--out", default=None, help="output root (default runs/)")
+    p.add_argument("--name", default=None, help="run name (default <method>-<dataset>-ipc<k>[-sdc<l>]-s<seed>)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("select", help="build a set from real images (random, herding, kcenter, easiest, hardest)")
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--method", default="herding")
+    p.add_argument("--ipc", type=int, default=10)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--out", default="runs", help="output root; the run goes to OUT/<name>")
+    p.add_argument("--name", default=None)
+    p.add_argument("--no-eval", action="store_true")
+    _add_eval_args(p)
+
+    p = sub.add_parser("eval", help="train networks on a distilled set and test them")
+    p.add_argument("target", help="a run directory or a .safetensors distilled file")
+    p.add_argument("--dataset", default=None, help="dataset (default: the one recorded in the file)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--out", default=None, help="where to write metrics (default: the run directory)")
+    _add_eval_args(p)
+
+    sub.add_parser("info", help="datasets and where they were found, methods, presets")
+
+    for name, (mod, help_) in PLUGINS.items():
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(_plugin=mod)
+        try:
+            importlib.import_module(mod).add_arguments(p)
+        except ImportError:
+            p.set_defaults(_missing=True)
+    return ap
+
+
+def cmd_distill(a) -> int:
+    from .config import build_config, parse_overrides
+    from .distill import distill
+    from .methods import method_params
+    over = parse_overrides(a.overrides)
+    if a.out:
+        over["out_dir"] = a.out
+    if a.name:
+        over["name"] = a.name
+    cfg = build_config(a.preset, over, method_params)
+    res = distill(cfg, progress=not a.quiet, resume=not a.no_resume, final_eval=not a.no_eval)
+    print(f"run directory: {res.run_dir}")
+    if res.metrics.get("last"):
+        from .evaluate import format_result
+        print(format_result(res.metrics["last"]))
+    return 0
+
+
+def _load_data(name, root, zca=False):
+    from .data import load_dataset
+    return load_dataset(name, root, zca=zca)
+
+
+def cmd_select(a) -> int:
+    from .distilled import atomic_write
+    from .evaluate import evaluate_distilled, format_result
+    from .methods.selection import select
+    from .distill import prepare_run_dir
+    ds = _load_data(a.dataset, a.data_root)
+    d = select(ds, a.method, a.ipc, seed=a.seed, progress=not a.quiet)
+    run_dir = prepare_run_dir(Path(a.out) / (a.name or f"{a.method}-{ds.name}-ipc{a.ipc}-s{a.seed}"))
+    d.save(run_dir / "distilled.safetensors")
+    d.save_grid(run_dir / "grid.png", ds)
+    print(f"selected {len(d)} images ({a.method}, ipc {a.ipc}) -> {run_dir}")
+    if not a.no_eval:
+        r = evaluate_distilled(d, ds, models=a.models, num_models=a.num_models, epochs=a.epochs, dsa=not a.no_dsa,
+                               lr=a.lr, seed=a.seed, progress=not a.quiet)
+        atomic_write(run_dir / "metrics.json", lambda t: Path(t).write_text(json.dumps(
+            {"config": {"dataset": ds.name, "method": a.method, "ipc": a.ipc, "seed": a.seed}, "last": r},
+            indent=2)))
+        print(format_result(r))
+    return 0
+
+
+def cmd_eval(a) -> int:
+    from .distilled import Distilled, atomic_write
+    from .evaluate import evaluate_distilled, format_result
+    d = Distilled.load(a.target)
+    name = a.dataset or d.meta.get("dataset")
+    if not name:
+        raise UserError(f"{a.target} does not record its dataset; pass --dataset NAME")
+    ds = _load_data(name, a.data_root, zca=bool(d.meta.get("zca", False)))
+    d.check_dataset(ds)
+    r = evaluate_distilled(d, ds, models=a.models, num_models=a.num_models, epochs=a.epochs, dsa=not a.no_dsa,
+                           lr=a.lr, seed=a.seed, progress=not a.quiet)
+    target = Path(a.target)
+    out = Path(a.out) if a.out else (target if target.is_dir() else target.parent)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "eval.json", lambda t: Path(t).write_text(json.dumps(r, indent=2)))
+    print(format_result(r))
+    print(f"wrote {out / 'eval.json'}")
+    return 0
+
+
+def cmd_info(a) -> int:
+    from .config import all_presets
+    from .methods import METHODS, _load_optional
+    from .nets import MODEL_NAMES
+    _load_optional()
+    print("datasets (where each would be loaded from now):")
+    try:
+        from .data import find_sources
+        for k, v in find_sources().items():
+            print(f"  {k:15s} {v or 'not found locally (easydd can download it: set EASYDD_DOWNLOAD=1)'}")
+    except ImportError as e:
+        print(f"  (data module unavailable: {e})")
+    print("methods: " + ", ".join(sorted(METHODS)) + "; selection: random, herding, kcenter, easiest, hardest")
+    print("models: " + ", ".join(MODEL_NAMES))
+    presets = all_presets()
+    print(f"presets ({len(presets)}):")
+    for k, v in sorted(presets.items()):
+        note = f"  [{v['note']}]" if v.get("note") else ""
+        print(f"  {k:32s} {v['_file']}{note}")
+    return 0
+
+
+COMMANDS = {"distill": cmd_distill, "select": cmd_select, "eval": cmd_eval, "info": cmd_info}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .runtime import ensure_fast_allocator, set_threads
+    ensure_fast_allocator(argv)
+    ap = build_parser()
+    a = ap.parse_args(argv)
+    set_threads(a.threads)
+    try:
+        if getattr(a, "_plugin", None):
+            if getattr(a, "_missing", False):
+                raise UserError(f"`easydd {a.command}` is not available in this build")
+            return int(importlib.import_module(a._plugin).run_from_args(a) or 0)
+        return COMMANDS[a.command](a)
+    except UserError as e:
+        print(f"easydd: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("easydd: interrupted; a rerun of the same command resumes from the last checkpoint", file=sys.stderr)
+        return 130
+    except Exception as e:  # map the library's user-fixable errors to the same one-line form
+        from .distilled import DistilledFileError
+        from .nets import UnknownModel
+        user_types: tuple = (DistilledFileError, UnknownModel)
+        try:
+            from .data import DataError
+            user_types += (DataError,)
+        except ImportError:
+            pass
+        from .train import DivergenceError
+        user_types += (DivergenceError,)
+        if isinstance(e, user_types):
+            print(f"easydd: error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
