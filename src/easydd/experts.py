@@ -1,0 +1,626 @@
+"""Expert trajectories for trajectory matching (MTT, FTD, TESLA, DATM): training, storage, streaming, parallel runs.
+
+An *expert* is a network trained on the real training set; its *trajectory* is its parameters after every epoch
+(epoch 0 = the initialisation). Reference recipe (MTT's buffer.py): SGD lr 0.01, no momentum, no weight decay,
+batch 256, per-sample DSA augmentation, optional ZCA; FTD trains "flat" experts with sharpness-aware minimisation
+(SAM, or GSAM with its surrogate-gap term, optionally adaptive as ASAM).
+
+Storage (``out_dir``):
+
+- ``expert_0000.safetensors`` ... one file per expert: a single float32 tensor ``trajectory`` of shape
+  (epochs + 1, num_params) (the parameters of ``model.named_parameters()`` flattened and concatenated in that
+  order) and the settings, parameter names/shapes, training losses and final validation accuracy as JSON in the
+  safetensors header. Written atomically (temp file + rename): a killed run loses at most the expert in progress.
+- ``manifest.json``: dataset, model, settings, and for every expert its file name and sha256. Written last (by
+  rank 0 after a barrier in parallel runs); readers (``ExpertBuffer``) require it.
+
+Resuming: experts whose file exists with the same settings are skipped; a directory made with other settings is
+refused with a message (never silently mixed). Parallel generation: ``torchrun --nproc-per-node P -m
+easydd.experts ...`` (or ``train_experts_parallel`` / ``--nproc P``, which spawns the processes itself) starts P
+processes; rank r trains the experts i with i % P == r (gloo on CPU, nccl on GPU). Each expert's initial weights,
+batch order and augmentation draws depend only on (seed, expert index), so the buffer does not depend on P.
+
+Reading: ``ExpertBuffer(path)`` opens one expert file at a time (lazily, through safetensors' memory map) and reads
+only the epochs asked for, so the buffer is never in memory as a whole.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .distilled import atomic_write
+from .errors import UserError
+from .nets import has_batchnorm, make_network
+from .runtime import derive_seed, generator
+
+FORMAT = "easydd-experts-1"
+MANIFEST = "manifest.json"
+
+
+def expert_file(i: int) -> str:
+    return f"expert_{i:04d}.safetensors"
+
+
+def default_buffer_dir(dataset: str, model: str = "ConvNet", zca: bool = False, sam: bool = False,
+                       root: str = "buffers") -> str:
+    """Where ``easydd experts`` writes by default and where trajectory methods look when ``buffer`` is empty."""
+    return str(Path(root) / f"{dataset}_{model}{'_zca' if zca else ''}{'_sam' if sam else ''}")
+
+
+@dataclass
+class ExpertSettings:
+    """Everything that determines a trajectory (apart from the expert index); stored in every file."""
+    dataset: str
+    model: str = "ConvNet"
+    epochs: int = 50
+    lr: float = 0.01
+    batch_size: int = 256
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    dsa: bool = True
+    dsa_strategy: str = ""
+    sam_rho: float = 0.0           # > 0: sharpness-aware minimisation (FTD's flat experts)
+    gsam_alpha: float = 0.0        # GSAM's surrogate-gap weight (0: plain SAM)
+    sam_adaptive: bool = False     # ASAM's element-wise |w| scaling of the perturbation
+    zca: bool = False
+    subset: int | None = None      # class-balanced training subset (CPU budgets); None: all
+    seed: int = 0
+    num_params: int = 0
+    param_names: list = field(default_factory=list)
+    param_shapes: list = field(default_factory=list)
+    channel: int = 0
+    num_classes: int = 0
+    im_size: list = field(default_factory=list)
+
+    def key(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------------------------
+
+def flat_params(net: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in net.parameters()]).float().cpu().clone()
+
+
+def _global_norm(tensors) -> torch.Tensor:
+    return torch.sqrt(sum((t.float() ** 2).sum() for t in tensors))
+
+
+def _sam_gradient(net, params, loss_fn, grads, rho: float, alpha: float, adaptive: bool):
+    """The update direction of SAM / GSAM at the current parameters.
+
+    SAM (Foret et al. 2021): perturb w by e = rho * g / ||g|| (ASAM: e = rho * w^2 g / ||w g||), return the
+    gradient g_p at w + e. GSAM (Zhuang et al. 2022): additionally remove alpha times the component of g
+    orthogonal to g_p: d = g_p - alpha * (g - (<g, g_p> / ||g_p||^2) g_p), which descends the surrogate gap
+    without changing the perturbed loss to first order. ``grads`` is g at w; parameters are restored on exit.
+    """
+    with torch.no_grad():
+        saved = [p.detach().clone() for p in params]
+        scaled = [(p.abs() * g) if adaptive else g for p, g in zip(params, grads)]
+        scale = rho / (_global_norm(scaled) + 1e-12)
+        eps = [((p * p) if adaptive else 1.0) * g * scale for p, g in zip(params, grads)]
+        for p, e in zip(params, eps):
+            p.add_(e)
+    g_p = torch.autograd.grad(loss_fn(), params)
+    with torch.no_grad():
+        for p, w in zip(params, saved):  # restore exactly (w + e - e is not w in floating point)
+            p.copy_(w)
+        if alpha == 0:
+            return list(g_p)
+        dot = sum((a * b).sum() for a, b in zip(grads, g_p))
+        gp2 = sum((b * b).sum() for b in g_p) + 1e-12
+        return [b - alpha * (a - (dot / gp2) * b) for a, b in zip(grads, g_p)]
+
+
+def train_one_expert(x: torch.Tensor, y: torch.Tensor, settings: ExpertSettings, index: int, aug=None,
+                     x_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None, device="cpu",
+                     progress=None) -> tuple[torch.Tensor, dict]:
+    """Train expert ``index``; return its trajectory (epochs + 1, num_params) and a small record."""
+    s = settings
+    net = make_network(s.model, s.channel, s.num_classes, tuple(s.im_size),
+                       derive_seed(s.seed, "expert-init", index)).to(device)
+    net.train()
+    params = list(net.parameters())
+    opt = torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+    g = generator(derive_seed(s.seed, "expert-train", index))
+    traj = torch.empty((s.epochs + 1, s.num_params), dtype=torch.float32)
+    traj[0] = flat_params(net)
+    losses = []
+    n = x.shape[0]
+    for ep in range(s.epochs):
+        perm = torch.randperm(n, generator=g)
+        tot, cnt = 0.0, 0
+        for i in range(0, n, s.batch_size):
+            idx = perm[i:i + s.batch_size]
+            xb, yb = x[idx.to(x.device)], y[idx.to(y.device)]
+            if aug is not None:
+                xb = aug(xb, g)
+
+            def loss_fn():
+                return F.cross_entropy(net(xb), yb)
+            loss = loss_fn()
+            if not torch.isfinite(loss):
+                raise UserError(f"expert {index} diverged (loss {float(loss)}) at epoch {ep}; lower --lr "
+                                f"(now {s.lr:g}) or --sam")
+            grads = torch.autograd.grad(loss, params)
+            if s.sam_rho > 0:
+                grads = _sam_gradient(net, params, loss_fn, grads, s.sam_rho, s.gsam_alpha, s.sam_adaptive)
+            for p, gr in zip(params, grads):
+                p.grad = gr
+            opt.step()
+            tot += float(loss.detach()) * idx.numel()
+            cnt += idx.numel()
+        losses.append(tot / max(cnt, 1))
+        traj[ep + 1] = flat_params(net)
+        if progress is not None:
+            progress.update(1)
+    record = {"index": index, "train_loss": losses}
+    if x_val is not None and len(x_val):
+        net.eval()
+        with torch.no_grad():
+            correct = sum(int((net(x_val[i:i + 1000].to(device)).argmax(1).cpu() == y_val[i:i + 1000].cpu()).sum())
+                          for i in range(0, len(x_val), 1000))
+        record["val_acc"] = correct / len(x_val)
+    return traj, record
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_header(path: Path) -> dict:
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    return json.loads(meta["easydd_expert"])
+
+
+def _check_same(found: dict, want: dict, where: str) -> None:
+    diff = [k for k in want if k not in ("created",) and found.get(k) != want[k]]
+    if diff:
+        details = ", ".join(f"{k}: {found.get(k)!r} there vs {want[k]!r} now" for k in diff[:4])
+        raise UserError(f"{where} holds experts made with other settings ({details}); use another --out "
+                        "directory, or delete it to start over")
+
+
+def _subset_indices(y: torch.Tensor, num_classes: int, n: int, seed: int) -> torch.Tensor:
+    """A class-balanced random subset of ``n`` training indices (seeded), ascending."""
+    g = generator(derive_seed(seed, "expert-subset"))
+    per, extra = divmod(n, num_classes)
+    out = []
+    for c in range(num_classes):
+        idx = (y == c).nonzero().flatten()
+        k = min(len(idx), per + (1 if c < extra else 0))
+        out.append(idx[torch.randperm(len(idx), generator=g)[:k]])
+    return torch.sort(torch.cat(out)).values
+
+
+def _dist_info(rank, world_size):
+    """(rank, world, owns_group): from arguments, an initialised process group, or torchrun's environment."""
+    import torch.distributed as dist
+    if rank is not None and world_size is not None:
+        return int(rank), int(world_size), False
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), False
+    if dist.is_available() and "RANK" in os.environ and "WORLD_SIZE" in os.environ and \
+            int(os.environ["WORLD_SIZE"]) > 1:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend, timeout=datetime.timedelta(hours=72))
+        return dist.get_rank(), dist.get_world_size(), True
+    return 0, 1, False
+
+
+def _barrier():
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _resolve_dataset(dataset, zca: bool, data_root=None):
+    if isinstance(dataset, str):
+        from .data import load_dataset
+        return load_dataset(dataset, data_root, zca=zca, seed=0)
+    return dataset
+
+
+def train_experts(dataset, out_dir: str | os.PathLike | None = None, num_experts: int = 10, epochs: int = 50,
+                  model: str = "ConvNet", lr: float = 0.01, batch_size: int = 256, dsa: bool = True,
+                  sam_rho: float = 0.0, gsam_alpha: float = 0.0, sam_adaptive: bool = False, seed: int = 0,
+                  subset: int | None = None, momentum: float = 0.0, weight_decay: float = 0.0,
+                  dsa_strategy: str = "", zca: bool = False, data_root=None, rank: int | None = None,
+                  world_size: int | None = None, device: str | None = None, progress: bool = True,
+                  log=print) -> Path:
+    """Train experts 0..num_experts-1 (this process's share of them when run in parallel) into ``out_dir``.
+
+    ``dataset``: a loaded Dataset, or a name (loaded with ``zca``). With ``rank``/``world_size`` (or an initialised
+    torch.distributed group, or torchrun's environment) this process trains the experts i % world_size == rank;
+    rank 0 writes the manifest after all ranks finish. Returns ``out_dir``.
+    """
+    from .augment import DSA, default_strategy
+    ds = _resolve_dataset(dataset, zca, data_root)
+    if num_experts < 1 or epochs < 1:
+        raise UserError(f"need at least one expert and one epoch (got --num-experts {num_experts}, "
+                        f"--epochs {epochs})")
+    if sam_rho < 0 or not 0 <= gsam_alpha <= 1:
+        raise UserError(f"--sam must be >= 0 and --gsam-alpha in [0, 1] (got {sam_rho}, {gsam_alpha})")
+    uses_zca = getattr(ds, "zca", None) is not None
+    out = Path(out_dir or default_buffer_dir(ds.name, model, uses_zca, sam_rho > 0))
+    rank, world, owns = _dist_info(rank, world_size)
+    if device is None:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    if world > 1 and str(device) == "cpu":  # P processes share the cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // min(world, int(os.environ.get(
+            "LOCAL_WORLD_SIZE", world)))))
+    probe = make_network(model, ds.shape[0], ds.num_classes, ds.shape[1:], 0)
+    if has_batchnorm(probe):
+        raise UserError(f"{model} has BatchNorm; trajectory matching stores and replays parameters only, so use a "
+                        "network without BatchNorm (the reference uses ConvNet with instance norm)")
+    strategy = (dsa_strategy or default_strategy(ds.name)) if dsa else ""
+    s = ExpertSettings(dataset=ds.name, model=model, epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
+                       momentum=float(momentum), weight_decay=float(weight_decay), dsa=bool(dsa),
+                       dsa_strategy=strategy, sam_rho=float(sam_rho), gsam_alpha=float(gsam_alpha),
+                       sam_adaptive=bool(sam_adaptive), zca=uses_zca, subset=None if not subset else int(subset),
+                       seed=int(seed), num_params=sum(p.numel() for p in probe.parameters()),
+                       param_names=[n for n, _ in probe.named_parameters()],
+                       param_shapes=[list(p.shape) for p in probe.parameters()], channel=int(ds.shape[0]),
+                       num_classes=int(ds.num_classes), im_size=list(ds.shape[1:]))
+    want = s.key()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the expert directory {out} ({e.strerror}); choose another with --out") \
+            from None
+    if (out / MANIFEST).exists():
+        _check_same(json.loads((out / MANIFEST).read_text())["settings"], want, str(out))
+    x, y = ds.x_train, ds.y_train
+    if s.subset:
+        idx = _subset_indices(y, ds.num_classes, s.subset, s.seed)
+        x, y = x[idx], y[idx]
+    x, y = x.to(device), y.to(device)
+    x_val, y_val = getattr(ds, "x_val", None), getattr(ds, "y_val", None)
+    aug = DSA(strategy) if dsa else None
+    mine = [i for i in range(num_experts) if i % world == rank]
+    todo = []
+    for i in mine:
+        f = out / expert_file(i)
+        if f.exists():
+            try:
+                _check_same(_read_header(f)["settings"], want, str(out))
+                continue
+            except UserError:
+                raise
+            except Exception:  # unreadable (e.g. a foreign file): train it again
+                log(f"[rank {rank}] {f.name} is unreadable; training it again")
+        todo.append(i)
+    if len(todo) < len(mine):
+        log(f"[rank {rank}] {len(mine) - len(todo)} of my {len(mine)} experts already exist in {out}; skipping them")
+    from tqdm.auto import tqdm
+    bar = tqdm(total=len(todo) * s.epochs, disable=not progress, desc=f"experts r{rank}" if world > 1 else "experts",
+               position=rank, unit="ep", dynamic_ncols=True)
+    from safetensors.torch import save_file
+    for i in todo:
+        t0 = time.perf_counter()
+        traj, rec = train_one_expert(x, y, s, i, aug, x_val, y_val, device, progress=bar)
+        rec["seconds"] = time.perf_counter() - t0
+        header = {"easydd_expert": json.dumps({"format": FORMAT, "settings": want, **rec})}
+        atomic_write(out / expert_file(i), lambda tmp: save_file({"trajectory": traj.contiguous()}, tmp,
+                                                                 metadata=header))
+        acc = f", val acc {rec['val_acc']:.3f}" if "val_acc" in rec else ""
+        log(f"[rank {rank}] expert {i}: {s.epochs} epochs in {rec['seconds']:.1f} s, final train loss "
+            f"{rec['train_loss'][-1]:.3f}{acc}")
+    bar.close()
+    _barrier()
+    if rank == 0:
+        write_manifest(out, num_experts, want)
+    _barrier()
+    if owns:
+        import torch.distributed as dist
+        dist.destroy_process_group()
+    return out
+
+
+def write_manifest(out: Path, num_experts: int, settings: dict) -> Path:
+    """manifest.json for experts 0..num_experts-1 (and any further ones with the same settings already there)."""
+    experts = []
+    i = 0
+    while True:
+        f = out / expert_file(i)
+        if not f.exists():
+            if i < num_experts:
+                raise UserError(f"{f} is missing: a process did not finish; rerun the same command to complete "
+                                "the buffer")
+            break
+        hdr = _read_header(f)
+        _check_same(hdr["settings"], settings, str(out))
+        experts.append({"file": f.name, "sha256": _sha256(f), "val_acc": hdr.get("val_acc"),
+                        "seconds": hdr.get("seconds")})
+        i += 1
+    man = {"format": FORMAT, "dataset": settings["dataset"], "model": settings["model"], "zca": settings["zca"],
+           "num_experts": len(experts), "epochs": settings["epochs"], "settings": settings, "experts": experts,
+           "created": datetime.datetime.now().isoformat(timespec="seconds")}
+    atomic_write(out / MANIFEST, lambda tmp: Path(tmp).write_text(json.dumps(man, indent=1)))
+    return out / MANIFEST
+
+
+def _spawn_worker(rank: int, world: int, init_file: str, kwargs: dict) -> None:
+    import torch.distributed as dist
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(hours=72))
+    try:
+        train_experts(**kwargs)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def train_experts_parallel(nprocs: int, **kwargs) -> Path:
+    """``train_experts`` in ``nprocs`` local processes (torch.multiprocessing spawn, gloo), disjoint experts each.
+    ``kwargs['dataset']`` should be a name (each process loads it) or a picklable Dataset."""
+    import tempfile
+    import torch.multiprocessing as mp
+    if nprocs <= 1:
+        return train_experts(**kwargs)
+    fd, init_file = tempfile.mkstemp(prefix="easydd-dist-")
+    os.close(fd)
+    os.unlink(init_file)  # the file store creates it
+    kwargs = dict(kwargs, log=print)
+    try:
+        mp.spawn(_spawn_worker, args=(nprocs, init_file, kwargs), nprocs=nprocs, join=True)
+    finally:
+        if os.path.exists(init_file):
+            os.unlink(init_file)
+    ds = kwargs["dataset"]
+    name = ds if isinstance(ds, str) else ds.name
+    if kwargs.get("out_dir"):
+        return Path(kwargs["out_dir"])
+    from .data import canonical_name
+    return Path(default_buffer_dir(canonical_name(name), kwargs.get("model", "ConvNet"), kwargs.get("zca", False),
+                                   kwargs.get("sam_rho", 0) > 0))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------------------------
+
+class ExpertBuffer:
+    """A directory of expert trajectories, read one file (and only the epochs asked for) at a time."""
+
+    def __init__(self, path: str | os.PathLike, verify: bool = True):
+        self.path = Path(path)
+        man = self.path / MANIFEST
+        if not man.exists():
+            partial = sorted(self.path.glob("expert_*.safetensors")) if self.path.is_dir() else []
+            what = (f"{len(partial)} expert files but no {MANIFEST}: the run that made them did not finish"
+                    if partial else "no expert buffer")
+            raise UserError(f"{self.path}: {what}. Create or complete it with `easydd experts --dataset D "
+                            f"--num-experts N --epochs E --out {self.path}` (the same command resumes)")
+        try:
+            self.manifest = json.loads(man.read_text())
+        except json.JSONDecodeError:
+            raise UserError(f"{man} is corrupt; rerun `easydd experts ... --out {self.path}` to rewrite it") from None
+        if self.manifest.get("format") != FORMAT:
+            raise UserError(f"{man} is not an easydd expert manifest (format {self.manifest.get('format')!r})")
+        self.settings = self.manifest["settings"]
+        self.files = [self.path / e["file"] for e in self.manifest["experts"]]
+        self._sha = [e["sha256"] for e in self.manifest["experts"]]
+        self.verify = verify
+        self._verified: set[int] = set()
+        self.names = list(self.settings["param_names"])
+        self.shapes = [tuple(s) for s in self.settings["param_shapes"]]
+        self.numels = [int(torch.Size(s).numel()) for s in self.shapes]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __repr__(self) -> str:
+        return (f"ExpertBuffer({str(self.path)!r}, experts={len(self)}, epochs={self.epochs}, "
+                f"dataset={self.settings['dataset']!r}, model={self.settings['model']!r}, zca={self.zca}, "
+                f"sam_rho={self.settings['sam_rho']})")
+
+    @property
+    def epochs(self) -> int:
+        return int(self.settings["epochs"])
+
+    @property
+    def zca(self) -> bool:
+        return bool(self.settings["zca"])
+
+    @property
+    def model(self) -> str:
+        return self.settings["model"]
+
+    @property
+    def num_params(self) -> int:
+        return int(self.settings["num_params"])
+
+    def check(self, dataset, model: str | None = None) -> None:
+        """Refuse (with the fix in the message) a buffer made for another dataset, model or whitening."""
+        s = self.settings
+        if s["dataset"] != dataset.name:
+            raise UserError(f"the experts in {self.path} were trained on {s['dataset']!r}, not {dataset.name!r}; "
+                            "point buffer= at experts of this dataset")
+        uses_zca = getattr(dataset, "zca", None) is not None
+        if bool(s["zca"]) != uses_zca:
+            raise UserError(f"the experts in {self.path} were trained {'with' if s['zca'] else 'without'} ZCA "
+                            f"whitening but the dataset is loaded {'with' if uses_zca else 'without'} it; set "
+                            f"zca={str(bool(s['zca'])).lower()} (or make new experts)")
+        if list(s["im_size"]) != list(dataset.shape[1:]) or int(s["channel"]) != dataset.shape[0] or \
+                int(s["num_classes"]) != dataset.num_classes:
+            raise UserError(f"the experts in {self.path} expect {s['channel']}x{s['im_size']} images and "
+                            f"{s['num_classes']} classes, the dataset has {tuple(dataset.shape)} and "
+                            f"{dataset.num_classes}")
+        if model is not None and model != s["model"]:
+            raise UserError(f"the experts in {self.path} are {s['model']} networks, the run uses model={model}; "
+                            f"set model={s['model']} (the student must have the experts' architecture)")
+
+    def _file(self, i: int) -> Path:
+        if not 0 <= i < len(self):
+            raise IndexError(f"expert {i} out of range 0..{len(self) - 1}")
+        f = self.files[i]
+        if self.verify and i not in self._verified:
+            if not f.exists():
+                raise UserError(f"{f} is missing; rerun `easydd experts ... --out {self.path}` to recreate it")
+            if _sha256(f) != self._sha[i]:
+                raise UserError(f"{f} does not match its checksum in {MANIFEST} (corrupt or replaced); delete it "
+                                f"and rerun `easydd experts ... --out {self.path}` to train it again")
+            self._verified.add(i)
+        return f
+
+    def params(self, i: int, epochs, device="cpu") -> torch.Tensor:
+        """Flat parameters of expert ``i`` at one epoch (int: (P,)) or several (list: (len, P)); -1 = last."""
+        from safetensors import safe_open
+        single = isinstance(epochs, int)
+        eps = [epochs] if single else list(epochs)
+        eps = [self.epochs + 1 + e if e < 0 else e for e in eps]
+        bad = [e for e in eps if not 0 <= e <= self.epochs]
+        if bad:
+            raise UserError(f"expert epoch {bad[0]} out of range: the experts in {self.path} have epochs "
+                            f"0..{self.epochs}")
+        with safe_open(str(self._file(i)), framework="pt") as f:
+            sl = f.get_slice("trajectory")
+            rows = [sl[e:e + 1] for e in eps]
+        out = torch.cat(rows).to(device)
+        return out[0] if single else out
+
+    def get(self, i: int, start_epoch: int, expert_epochs: int, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """(start, target) flat parameters: expert ``i`` at ``start_epoch`` and ``start_epoch + expert_epochs``."""
+        both = self.params(i, [start_epoch, start_epoch + expert_epochs], device)
+        return both[0].clone(), both[1].clone()
+
+    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {n: t.view(s) for n, t, s in zip(self.names, torch.split(flat, self.numels), self.shapes)}
+
+    def record(self, i: int) -> dict:
+        """The header record of expert ``i`` (settings, train losses, validation accuracy, seconds)."""
+        return _read_header(self._file(i))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# command line (wired into `easydd experts` by easydd.cli)
+# --------------------------------------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    a = parser.add_argument
+    a("--preset", default=None, help="take the expert recipe (and output directory) of a trajectory preset, e.g. "
+                                     "mtt-mnist-ipc1-cpu; explicit options override it")
+    a("--dataset", default=None, help="dataset name (mnist, fashion_mnist, cifar10, ...)")
+    a("--num-experts", type=int, default=None, help="number of experts (reference: 100)")
+    a("--epochs", type=int, default=None, help="epochs per expert (reference: 50; DATM: 100)")
+    a("--model", default=None, help="network (default ConvNet; no BatchNorm)")
+    a("--out", default=None, help="output directory (default buffers/<dataset>_<model>[_zca][_sam])")
+    a("--lr", type=float, default=None, help="SGD learning rate (default 0.01)")
+    a("--batch-size", type=int, default=None, help="batch size (default 256)")
+    a("--momentum", type=float, default=None, help="SGD momentum (default 0, as the reference)")
+    a("--weight-decay", type=float, default=None, help="weight decay (default 0)")
+    a("--sam", type=float, default=None, metavar="RHO", help="sharpness-aware minimisation radius (FTD's flat "
+                                                             "experts; 0 = plain SGD)")
+    a("--gsam-alpha", type=float, default=None, help="GSAM surrogate-gap weight alpha (0 = plain SAM)")
+    a("--sam-adaptive", action="store_true", default=None, help="adaptive SAM (ASAM) perturbation")
+    a("--no-dsa", action="store_true", default=None, help="train without DSA augmentation")
+    a("--zca", action="store_true", default=None, help="ZCA-whiten the data (distill later with zca=true)")
+    a("--subset", type=int, default=None, help="train on a class-balanced subset of N images (CPU budgets)")
+    a("--seed", type=int, default=None, help="seed (default 0)")
+    a("--nproc", type=int, default=1, help="train in P local processes (or launch with torchrun)")
+    a("--data-root", default=None, help="data root")
+    a("--device", default=None, help="cpu or cuda[:i] (default: cuda if available)")
+    a("--no-progress", action="store_true", help="no progress bar")
+
+
+RECIPE_KEYS = ("dataset", "num_experts", "epochs", "model", "lr", "batch_size", "momentum", "weight_decay",
+               "sam_rho", "gsam_alpha", "sam_adaptive", "dsa", "zca", "subset", "seed")
+
+
+def recipe_from_preset(name: str) -> tuple[dict, str | None]:
+    """(expert recipe, buffer directory) of a trajectory preset."""
+    from .config import load_preset
+    cfg = load_preset(name)
+    margs = cfg.get("method_args", {}) or {}
+    recipe = dict(margs.get("expert_recipe") or {})
+    if not recipe:
+        raise UserError(f"preset {name!r} has no expert_recipe; pass --dataset/--num-experts/--epochs explicitly")
+    recipe.setdefault("dataset", cfg.get("dataset"))
+    recipe.setdefault("model", cfg.get("model", "ConvNet"))
+    recipe.setdefault("zca", cfg.get("zca", False))
+    bad = set(recipe) - set(RECIPE_KEYS)
+    if bad:
+        raise UserError(f"preset {name!r}: unknown expert_recipe key(s) {sorted(bad)}; valid: {RECIPE_KEYS}")
+    return recipe, margs.get("buffer") or None
+
+
+def recipe_command(recipe: dict, out: str | None) -> str:
+    """The `easydd experts` command line that makes the buffer described by ``recipe``."""
+    flags = {"dataset": "--dataset", "num_experts": "--num-experts", "epochs": "--epochs", "model": "--model",
+             "lr": "--lr", "batch_size": "--batch-size", "momentum": "--momentum", "weight_decay": "--weight-decay",
+             "sam_rho": "--sam", "gsam_alpha": "--gsam-alpha", "subset": "--subset", "seed": "--seed"}
+    parts = ["easydd experts"]
+    for k, fl in flags.items():
+        if recipe.get(k) not in (None, ""):
+            parts.append(f"{fl} {recipe[k]}")
+    for k, fl in (("sam_adaptive", "--sam-adaptive"), ("zca", "--zca")):
+        if recipe.get(k):
+            parts.append(fl)
+    if recipe.get("dsa") is False:
+        parts.append("--no-dsa")
+    if out:
+        parts.append(f"--out {out}")
+    return " ".join(parts)
+
+
+def run_from_args(args) -> Path:
+    recipe, out = ({}, None)
+    if getattr(args, "preset", None):
+        recipe, out = recipe_from_preset(args.preset)
+    explicit = {"dataset": args.dataset, "num_experts": args.num_experts, "epochs": args.epochs,
+                "model": args.model, "lr": args.lr, "batch_size": args.batch_size, "momentum": args.momentum,
+                "weight_decay": args.weight_decay, "sam_rho": args.sam, "gsam_alpha": args.gsam_alpha,
+                "sam_adaptive": args.sam_adaptive, "dsa": None if args.no_dsa is None else not args.no_dsa,
+                "zca": args.zca, "subset": args.subset, "seed": args.seed}
+    recipe.update({k: v for k, v in explicit.items() if v is not None})
+    for need, flag in (("dataset", "--dataset"), ("num_experts", "--num-experts"), ("epochs", "--epochs")):
+        if recipe.get(need) is None:
+            raise UserError(f"{flag} is required (or --preset NAME of a trajectory preset)")
+    out = args.out or out
+    kwargs = dict(recipe, out_dir=out, data_root=args.data_root, device=args.device,
+                  progress=not args.no_progress)
+    if args.nproc > 1:
+        path = train_experts_parallel(args.nproc, **kwargs)
+    else:
+        path = train_experts(**kwargs)
+    man = json.loads((Path(path) / MANIFEST).read_text()) if (Path(path) / MANIFEST).exists() else None
+    if man is not None:
+        accs = [e["val_acc"] for e in man["experts"] if e.get("val_acc") is not None]
+        acc = f"; final validation accuracy {sum(accs) / len(accs):.3f} (mean of {len(accs)})" if accs else ""
+        print(f"{man['num_experts']} experts x {man['epochs']} epochs in {path}{acc}")
+    return Path(path)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m easydd.experts", description="train expert trajectories")
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        run_from_args(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
