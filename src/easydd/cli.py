@@ -20,6 +20,7 @@ from .errors import UserError
 
 # subcommands whose arguments live beside their code: name -> (module, help)
 PLUGINS = {
+    "demo": ("easydd.demo", "the main job: MNIST IPC 1, DSA vs DSA+SDC vs random, in minutes"),
     "difficulty": ("easydd.difficulty", "per-sample difficulty (GraDN, EL2N) of a dataset or a distilled set"),
     "experts": ("easydd.experts", "train expert trajectories for trajectory matching"),
     "theory": ("easydd.theory", "the teacher-student scaling-law simulation (pruning and distillation)"),
