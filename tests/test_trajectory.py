@@ -303,12 +303,19 @@ def test_buffer_problems_are_user_errors(env, tmp_path):
 
 
 def test_presets_are_valid():
+    import dataclasses
     from easydd.config import all_presets
-    names = [n for n, v in all_presets().items() if v["_file"] == "trajectory.yaml"]
+    presets = all_presets()  # parsed once; build_config (which re-reads the files) only for a few
+    names = [n for n, v in presets.items() if v["_file"] == "trajectory.yaml"]
     assert {"mtt-cifar10-ipc1", "tesla-cifar10-ipc1", "datm-cifar100-ipc10", "mtt-tiny_imagenet-ipc1",
             "mtt-mnist-ipc1-cpu", "ftd-fashion_mnist-ipc1-cpu"} <= set(names)
     for n in names:
-        cfg = build_config(n, {}, method_params)
-        assert cfg.method in ("mtt", "ftd", "tesla", "datm")
+        d = presets[n]
+        fields = {f.name for f in dataclasses.fields(method_params(d["method"]))}
+        assert set(d["method_args"]) <= fields, n
+        assert d["method_args"]["buffer"] and d["method_args"]["expert_recipe"]["num_experts"] > 0
         if n.endswith("-cpu"):
-            assert cfg.note and cfg.method_args["expert_recipe"] and cfg.method_args["buffer"]
+            assert d["note"]
+    for n in ("mtt-cifar10-ipc1", "ftd-cifar100-ipc50", "tesla-cifar10-ipc1", "datm-mnist-ipc1-cpu"):
+        cfg = build_config(n, {}, method_params)
+        assert cfg.method == n.split("-")[0] and cfg.method_args["syn_steps"] > 0
