@@ -168,8 +168,7 @@ def digits():
 def test_mislabelled_samples_have_larger_gradn_and_el2n(digits):
     x, y = digits
     xt, yt = x[:1200], y[:1200]
-    panel = Panel.train((xt, yt, 10), model="MLP", num_models=2, epochs=8, checkpoints=(8,), seed=0, lr=0.05,
-                        batch_size=64)
+    panel = Panel.train((xt, yt, 10), model="MLP", num_models=2, epochs=8, seed=0, lr=0.05, batch_size=64)
     assert len(panel) == 2
     acc = (panel.network(0)(xt).argmax(1) == yt).float().mean()
     assert acc > 0.9
@@ -192,8 +191,8 @@ def toy_tensors(n=64, seed=0):
 @pytest.mark.parametrize("norm", ["instancenorm", "batchnorm"])
 def test_panel_train_save_load_round_trip(tmp_path, norm):
     x, y = toy_tensors()
-    panel = Panel.train((x, y, 10), model="ConvNetD1", num_models=2, epochs=1, seed=3, batch_size=16,
-                        net_kwargs={"width": 8, "norm": norm})
+    panel = Panel.train((x, y, 10), model="ConvNetD1", num_models=2, epochs=1, checkpoints=(0, 1), seed=3,
+                        batch_size=16, net_kwargs={"width": 8, "norm": norm})
     assert len(panel) == 4 and [m["epoch"] for m in panel.info] == [0, 0, 1, 1]
     assert not torch.equal(panel.states[0]["classifier.weight"], panel.states[2]["classifier.weight"])
     xs, ys = x[:20], y[:20]
@@ -240,7 +239,7 @@ def test_reference_panel_is_cached_and_shared(tmp_path, monkeypatch):
     ds = toy_dataset()
     p1 = reference_panel(ds, model="MLP", num_models=1, epochs=1, cache_dir=tmp_path, subset=50)
     files = list((tmp_path / "panels").glob("*.safetensors"))
-    assert len(files) == 1 and files[0].name.startswith("toy-MLP-k1-e1-c0_1-s0-n50-")
+    assert len(files) == 1 and files[0].name.startswith("toy-MLP-k1-e1-c1-s0-n50-")
 
     def boom(*a, **k):
         raise AssertionError("the cached panel should have been loaded")
@@ -275,14 +274,16 @@ def test_command_on_a_distilled_run_and_a_dataset(tmp_path, monkeypatch, capsys)
     rows = list(csv.DictReader((run / "difficulty.csv").open()))
     assert len(rows) == 20 and set(rows[0]) == {"index", "label", "gradn", "el2n"}
     assert (run / "difficulty.png").stat().st_size > 0 and (run / "difficulty.json").exists()
-    assert summary["split"] == "distilled" and summary["real_train"]["n"] == 40
+    assert summary["split"] == "distilled" and summary["real_train"]["n"] == 40 and summary["panel_members"] == 1
     assert set(summary["scores"]["gradn"]) >= {"mean", "median", "q1", "q3"}
     out = capsys.readouterr().out
     assert "GraDN" in out and "per class" in out
 
     out_dir = tmp_path / "test-split"
-    s = dif.measure_from_args(parse(["toy", *common, "--split", "test", "--out", str(out_dir)]))
-    assert s["scores"]["n"] == 20 and len((out_dir / "difficulty.csv").read_text().splitlines()) == 21
+    s = dif.measure_from_args(parse(["toy", *common, "--split", "test", "--out", str(out_dir),
+                                     "--checkpoints", "0", "1"]))
+    assert s["scores"]["n"] == 20 and s["panel_members"] == 2 and s["panel"]["checkpoints"] == [0, 1]
+    assert len((out_dir / "difficulty.csv").read_text().splitlines()) == 21
 
     with pytest.raises(UserError, match="no such file"):
         dif.run_from_args(parse([str(tmp_path / "nope.safetensors"), *common]))

@@ -297,7 +297,8 @@ class Panel:
               num_classes: int | None = None, device: str | torch.device = "cpu", net_kwargs: dict | None = None,
               log=None) -> "Panel":
         """Train ``num_models`` networks (seeds derived from ``seed``) briefly on real training data and keep their
-        parameters at the epochs in ``checkpoints`` (default ``(0, epochs)``: the initialisation and the end).
+        parameters at the epochs in ``checkpoints`` (default ``(epochs,)``: the end of training; add 0 to keep
+        the initialisation too, which carries little label information and doubles the cost).
 
         ``data``: a Dataset (x_train, y_train, num_classes, name) or a tuple (x, y[, num_classes]). ``subset``:
         train on this many training images (a seeded random choice) instead of all. Networks without BatchNorm are
@@ -310,7 +311,7 @@ class Panel:
             raise PanelError(f"num_models must be at least 1, got {num_models}")
         if epochs < 0:
             raise PanelError(f"epochs must be >= 0, got {epochs}")
-        cps = sorted({int(c) for c in ((0, epochs) if checkpoints is None else checkpoints)})
+        cps = sorted({int(c) for c in ((epochs,) if checkpoints is None else checkpoints)})
         if not cps or cps[0] < 0 or cps[-1] > epochs:
             raise PanelError(f"checkpoints {list(checkpoints or [])} must lie in 0..epochs ({epochs})")
         n_all = x.shape[0]
@@ -489,7 +490,7 @@ def reference_panel(dataset, model: str = "ConvNet", num_models: int = 4, epochs
                             "easydd.data.load_dataset(name)")
     n = dataset.x_train.shape[0]
     sub = None if subset is None or int(subset) <= 0 or int(subset) >= n else int(subset)
-    cps = sorted({int(c) for c in ((0, int(epochs)) if checkpoints is None else checkpoints)})
+    cps = sorted({int(c) for c in ((int(epochs),) if checkpoints is None else checkpoints)})
     settings = {"lr": lr, "batch_size": batch_size, "net_kwargs": dict(sorted((net_kwargs or {}).items()))}
     extra = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:6]
     key = (f"{_slug(dataset.name)}-{_slug(model)}-k{int(num_models)}-e{int(epochs)}-c{'_'.join(map(str, cps))}"
@@ -550,7 +551,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", default="ConvNet", help="architecture of the reference panel (default ConvNet)")
     parser.add_argument("--num-models", type=int, default=4, help="networks (seeds) in the panel (default 4)")
     parser.add_argument("--epochs", type=int, default=1,
-                        help="training epochs of the panel networks; members are kept at epoch 0 and at the end")
+                        help="training epochs of the panel networks (default 1)")
+    parser.add_argument("--checkpoints", type=int, nargs="+", default=None, metavar="EPOCH",
+                        help="epochs at which panel members are kept (default: the last; e.g. 0 1 adds the "
+                             "initialisation)")
     parser.add_argument("--split", choices=("train", "val", "test", "distilled"), default=None,
                         help="what to measure (default: 'distilled' for a distilled set, 'train' for a dataset)")
     parser.add_argument("--max-samples", type=int, default=None,
@@ -687,7 +691,7 @@ def measure_from_args(args) -> dict:
     log = print
     panel_subset = getattr(args, "panel_subset", 10000)
     panel = reference_panel(ds, model=args.model, num_models=args.num_models, epochs=args.epochs, seed=seed,
-                            cache_dir=getattr(args, "cache_dir", None),
+                            cache_dir=getattr(args, "cache_dir", None), checkpoints=getattr(args, "checkpoints", None),
                             subset=None if not panel_subset else panel_subset, log=log)
     log(f"panel: {panel}")
 
