@@ -25,6 +25,7 @@ from .errors import UserError
 from .evaluate import evaluate_distilled, format_result
 from .methods import get_method
 from .methods.selection import check_ipc
+from .nets import build_network
 from .runtime import PeakMemory
 
 
@@ -105,6 +106,8 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
     if dataset is None:
         dataset = load_dataset(cfg.dataset, cfg.data_root, zca=cfg.zca, seed=0, val_size=cfg.val_size)
     check_ipc(dataset, cfg.ipc)
+    for m in dict.fromkeys([cfg.model, *cfg.eval_models]):  # fail now, not after an hour of distillation
+        build_network(m, dataset.shape[0], dataset.num_classes, tuple(dataset.shape[1:]))
     run_dir = prepare_run_dir(Path(cfg.out_dir) / (cfg.name or default_run_name(cfg)))
     log = RunLog(run_dir)
     atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(cfg.to_dict(),

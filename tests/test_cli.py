@@ -1,0 +1,79 @@
+"""The command line: user mistakes give one line naming the fix and exit code 2; nothing half-written remains."""
+import json
+
+import pytest
+
+from easydd.cli import main
+
+
+@pytest.fixture(autouse=True)
+def no_reexec(monkeypatch):
+    monkeypatch.setenv("EASYDD_NO_REEXEC", "1")
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_info_lists_datasets_methods_presets(capsys):
+    code, out, _ = run(capsys, "info")
+    assert code == 0 and "digits" in out and "dsa" in out and "dsa-mnist-ipc1-cpu" in out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["distill", "method=nope"], "unknown method"),
+    (["distill", "dataset=imagenet-9000", "iterations=1"], "dataset"),
+    (["distill", "--preset", "dsa-mnst-ipc1"], "unknown preset"),
+    (["distill", "method=dsa", "lr_imgg=1"], "did you mean"),
+    (["distill", "method=dsa", "dataset=digits", "ipc=1000", "iterations=1"], "larger than class"),
+    (["select", "--dataset", "digits", "--method", "magic"], "unknown selection method"),
+    (["eval", "/nonexistent/file.safetensors"], "no such file"),
+    (["distill", "method=dsa", "dataset=digits", "model=ConvNot", "iterations=1", "--no-eval"], "unknown model"),
+])
+def test_user_errors_exit_2_with_one_line(capsys, tmp_path, argv, needle):
+    code, _, err = run(capsys, *argv, *([] if argv[0] != "distill" else ["--out", str(tmp_path)]))
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert needle in last and last.startswith("easydd: error:") and "Traceback" not in err
+
+
+def test_unwritable_output_directory(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run(capsys, "select", "--dataset", "digits", "--method", "random", "--ipc", "1",
+                       "--out", str(blocker / "sub"), "--no-eval")
+    assert code == 2 and "output directory" in err
+
+
+def test_select_then_eval_round_trip(capsys, tmp_path):
+    code, out, err = run(capsys, "select", "--dataset", "digits", "--method", "herding", "--ipc", "2",
+                         "--out", str(tmp_path), "--models", "MLP", "--num-models", "2", "--epochs", "5", "--quiet")
+    assert code == 0, err
+    run_dir = tmp_path / "herding-digits-ipc2-s0"
+    assert (run_dir / "distilled.safetensors").exists() and (run_dir / "grid.png").exists()
+    assert json.loads((run_dir / "metrics.json").read_text())["last"]["models"]["MLP"]["accs"]
+    code, out, err = run(capsys, "eval", str(run_dir), "--models", "MLP", "--num-models", "1", "--epochs", "3",
+                         "--quiet")
+    assert code == 0 and "MLP" in out
+    # a set from another dataset is refused with the fix named
+    code, _, err = run(capsys, "eval", str(run_dir), "--dataset", "mnist", "--epochs", "1", "--quiet")
+    assert code == 2 and "made from 'digits'" in err
+
+
+def test_distill_writes_the_run_directory_and_resumes(capsys, tmp_path):
+    args = ["distill", "method=dm", "dataset=digits", "model=ConvNetD2W16", "iterations=4", "checkpoint_every=2",
+            "eval_models=[MLP]", "eval_num_models=1", "eval_epochs=2", "--out", str(tmp_path), "--quiet"]
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    run_dir = tmp_path / "dm-digits-ipc1-s0"
+    for f in ("config.yaml", "distilled.safetensors", "distilled.json", "grid.png", "metrics.json", "curves.csv",
+              "curves.png", "log.txt", "checkpoint.pt"):
+        assert (run_dir / f).exists(), f
+    # a second call resumes from the finished checkpoint and gives the same set
+    from easydd.distilled import Distilled
+    first = Distilled.load(run_dir).images
+    code, out, err = run(capsys, *args)
+    assert code == 0 and "resumed" in (run_dir / "log.txt").read_text()
+    assert (Distilled.load(run_dir).images == first).all()
