@@ -83,6 +83,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results" / "matching"))
     ap.add_argument("--table", action="store_true", help="only write the table and figure from results.jsonl")
     a = ap.parse_args()
+    import torch
+    torch.set_num_threads(int(os.environ.get("EASYDD_THREADS", os.cpu_count() or 1)))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     jl = out / "results.jsonl"

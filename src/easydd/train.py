@@ -3,7 +3,8 @@
 ``Ensemble`` holds K networks of one architecture. Where the architecture allows (no BatchNorm), the K networks
 are trained *together*: their parameters are stacked (``torch.func.stack_module_state``) and one ``vmap`` call runs
 all K forward/backward passes, which keeps both cores busy on the tiny batches of a distilled set (IPC 1-10).
-BatchNorm networks are trained one after another with the same loop. Each network has its own initial weights,
+BatchNorm networks are trained one after another with the same loop. Stacking is opt-in (``stacked=True``):
+on the 2-core CPU measured in benchmarks/, plain sequential passes were faster; on a GPU stacking is the win. Each network has its own initial weights,
 its own mini-batch order and its own augmentation draws, all derived from explicit seeds.
 """
 from __future__ import annotations
@@ -51,8 +52,10 @@ class Ensemble:
         self.model_name, self.seeds, self.device = model, list(seeds), torch.device(device)
         self.nets = [make_network(model, channel, num_classes, im_size, s, **net_kwargs).to(self.device)
                      for s in self.seeds]
+        # Stacking is opt-in: on the CPUs measured here (benchmarks/results/eval_throughput.json) vmap turns each
+        # convolution into a grouped one that is slower and far hungrier for memory than K plain passes.
         can_stack = not has_batchnorm(self.nets[0])
-        self.stacked = can_stack if stacked is None else (stacked and can_stack)
+        self.stacked = bool(stacked) and can_stack
         if self.stacked:
             self.params, self.buffers = stack_module_state(self.nets)
             self._base = copy.deepcopy(self.nets[0]).to("meta")
