@@ -3,8 +3,17 @@ import os
 import pytest
 import torch
 
-# the suite runs on 2 cores; keep torch from oversubscribing them
-torch.set_num_threads(int(os.environ.get("EASYDD_THREADS", "2")))
+# Unit tests use tiny shapes, where one thread is fastest and immune to oversubscription (several OpenMP
+# threads contending for 2 busy cores can be 10-20x slower); the end-to-end tests ask for all cores.
+torch.set_num_threads(int(os.environ.get("EASYDD_THREADS", "1")))
+
+
+@pytest.fixture
+def all_cores():
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from easydd.evaluate import evaluate_distilled
 from easydd.methods import method_params
 from easydd.methods.selection import select
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("all_cores")]
 
 EVAL = dict(models=["ConvNet"], num_models=2, epochs=150, progress=False)
 
