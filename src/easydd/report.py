@@ -1,0 +1,524 @@
+"""``easydd report``: gather finished runs into a paper-style markdown table.
+
+    easydd report runs/matching benchmarks/results/matching/results.jsonl benchmarks/study/selection-mnist.json \
+        --figure benchmarks/study/selection.png --out results.md [--readme README.md]
+
+Inputs (any mix):
+- a run directory (``metrics.json``, with ``config.yaml`` beside it as a fallback for the settings) as written by
+  ``easydd distill``, ``easydd select`` or ``easydd eval`` (``eval.json``);
+- a folder that holds run directories (searched recursively for ``metrics.json``);
+- a results file: JSON Lines (one record per line, as ``benchmarks/matching_results.py`` writes) or a JSON list /
+  object with a ``records`` list (as ``easydd study selection`` writes). A record needs ``dataset``, ``ipc``,
+  ``method`` and either ``test_accs`` / ``test_mean`` (fractions) or ``accs`` / ``mean``; ``lambda_sdc``, ``seed``,
+  ``val_mean``, ``iterations``, ``eval_epochs``, ``note``, ``model`` are used when present.
+
+The table: one row per method (``+SDC`` rows for lambda_sdc > 0), one column per dataset x IPC; a cell is the mean
++- std over runs (seeds) of each run's mean test accuracy over its evaluation networks (a single run shows the std
+over its evaluation networks, marked with a dagger). Where several SDC weights were run for one cell, the weight
+with the best mean VALIDATION accuracy is shown (never chosen on the test split; without validation numbers, each
+weight gets its own row). The published accuracy (ConvNet, REFERENCE.md) is printed beside a base-method cell in
+brackets when dataset, IPC, method and the ConvNet architecture match; budgets cut for a CPU are listed in the
+details table under the main one, so a reader can see how far the setting is from the published one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import statistics
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+
+__all__ = ["PUBLISHED", "Record", "load_records", "build_table", "render", "add_arguments", "run_from_args",
+           "published"]
+
+# Published ConvNet accuracies (%) from REFERENCE.md: DC/DSA on MNIST / Fashion-MNIST / SVHN (DC repository README),
+# and the CIFAR-10 / CIFAR-100 / Tiny ImageNet main table.
+_IPCS3 = (1, 10, 50)
+_PUB_ROWS = {
+    ("dc", "mnist"): (91.7, 97.4, 98.8), ("dc", "fashion_mnist"): (70.5, 82.3, 83.6),
+    ("dc", "svhn"): (31.2, 76.1, 82.3),
+    ("dsa", "mnist"): (88.7, 97.8, 99.2), ("dsa", "fashion_mnist"): (70.6, 84.6, 88.7),
+    ("dsa", "svhn"): (27.5, 79.2, 84.4),
+    ("random", "cifar10"): (15.4, 31.0, 50.6), ("random", "cifar100"): (4.2, 14.6, 33.4),
+    ("random", "tiny_imagenet"): (1.4, 5.0, 15.0),
+    ("dc", "cifar10"): (28.3, 44.9, 53.9), ("dc", "cifar100"): (12.8, 25.2, None),
+    ("dsa", "cifar10"): (28.8, 52.1, 60.6), ("dsa", "cifar100"): (13.9, 32.3, 42.8),
+    ("dm", "cifar10"): (26.0, 48.9, 63.0), ("dm", "cifar100"): (11.4, 29.7, 43.6),
+    ("dm", "tiny_imagenet"): (3.9, 12.9, 24.1),
+    ("mtt", "cifar10"): (46.2, 65.4, 71.6), ("mtt", "cifar100"): (24.3, 39.7, 47.7),
+    ("mtt", "tiny_imagenet"): (8.8, 23.2, 28.0),
+    ("tesla", "cifar10"): (48.5, 66.4, 72.6), ("tesla", "cifar100"): (24.8, 41.7, 47.9),
+    ("ftd", "cifar10"): (46.8, 66.6, 73.8), ("ftd", "cifar100"): (25.2, 43.4, 50.7),
+    ("ftd", "tiny_imagenet"): (10.4, 24.5, None),
+    ("datm", "cifar10"): (46.9, 66.8, 76.1), ("datm", "cifar100"): (27.9, 47.2, 55.0),
+    ("datm", "tiny_imagenet"): (17.1, 31.1, 39.7),
+}
+PUBLISHED: dict[tuple[str, str, int], float] = {
+    (m, d, ipc): v for (m, d), vals in _PUB_ROWS.items() for ipc, v in zip(_IPCS3, vals) if v is not None}
+# full-dataset accuracy of the same ConvNet (for context; shown in the legend)
+PUBLISHED_FULL = {"cifar10": 84.8, "cifar100": 56.2, "tiny_imagenet": 37.6}
+
+# display order
+_DATASET_ORDER = ["digits", "mnist", "fashion_mnist", "svhn", "cifar10", "cifar100", "tiny_imagenet"]
+_DATASET_LABEL = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "svhn": "SVHN", "cifar10": "CIFAR-10",
+                  "cifar100": "CIFAR-100", "tiny_imagenet": "TinyImageNet", "digits": "digits"}
+_METHOD_ORDER = ["random", "herding", "kcenter", "easiest", "hardest", "dc", "dsa", "dsac", "dm", "mtt", "ftd",
+                 "tesla", "datm"]
+_METHOD_LABEL = {"random": "Random", "herding": "Herding", "kcenter": "K-Center", "easiest": "Easiest (GraDN)",
+                 "hardest": "Hardest (GraDN)", "dc": "DC", "dsa": "DSA", "dsac": "DSAC", "dm": "DM", "mtt": "MTT",
+                 "ftd": "FTD", "tesla": "TESLA", "datm": "DATM"}
+_PUBLISHED_MODELS = ("ConvNet",)  # the published numbers are for the width-128 ConvNet
+
+
+def published(method: str, dataset: str, ipc: int) -> float | None:
+    """The published accuracy (%) for this setting, or None."""
+    return PUBLISHED.get((str(method).lower(), str(dataset).lower(), int(ipc)))
+
+
+@dataclass
+class Record:
+    """One finished run: its setting and test accuracies (fractions in [0, 1])."""
+    dataset: str
+    ipc: int
+    method: str
+    accs: list[float]
+    lambda_sdc: float = 0.0
+    seed: int | None = None
+    model: str = "ConvNet"
+    val_mean: float | None = None
+    iterations: int | None = None
+    eval_epochs: int | None = None
+    note: str = ""
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def mean(self) -> float:
+        v = [a for a in self.accs if a is not None and math.isfinite(a)]
+        return statistics.fmean(v) if v else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------------------------------
+
+def _num(v, default=None):
+    try:
+        return default if v is None else float(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def _int(v, default=None):
+    try:
+        return default if v is None else int(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def _from_eval(ev: dict, prefer_model: str | None = None) -> tuple[str, list[float], int | None] | None:
+    """(model, accs, epochs) of an evaluation dict ({'models': {name: {'accs', 'mean'}}, 'epochs'})."""
+    models = (ev or {}).get("models") or {}
+    if not models:
+        return None
+    name = prefer_model if prefer_model in models else next(iter(models))
+    r = models[name]
+    accs = r.get("accs")
+    if not accs:
+        accs = [r["mean"]] if r.get("mean") is not None else []
+    return name, [float(a) for a in accs], _int(ev.get("epochs"))
+
+
+def record_from_run_dir(path: Path) -> Record:
+    """A :class:`Record` from a run directory (metrics.json, config.yaml, eval.json)."""
+    metrics, cfg = {}, {}
+    mfile = path / "metrics.json"
+    if mfile.is_file():
+        try:
+            metrics = json.loads(mfile.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"{mfile} is not readable JSON ({e}); rerun the evaluation (easydd eval {path})") \
+                from None
+    cfg = dict(metrics.get("config") or {})
+    yfile = path / "config.yaml"
+    if yfile.is_file():
+        import yaml
+        try:
+            ycfg = yaml.safe_load(yfile.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise UserError(f"{yfile} is not valid YAML ({e})") from None
+        for k, v in (ycfg if isinstance(ycfg, dict) else {}).items():
+            cfg.setdefault(k, v)
+    ev = metrics.get("last") or {}
+    efile = path / "eval.json"
+    if not (ev and ev.get("models")) and efile.is_file():
+        try:
+            ev = json.loads(efile.read_text())
+        except (OSError, json.JSONDecodeError):
+            ev = {}
+    missing = [k for k in ("dataset", "ipc", "method") if cfg.get(k) is None]
+    if missing:
+        raise UserError(f"{path}: cannot tell the run's {', '.join(missing)} (no metrics.json 'config' or "
+                        "config.yaml); is it a run directory?")
+    got = _from_eval(ev, (cfg.get("eval_models") or [cfg.get("model")])[0] if cfg else None)
+    if got is None:
+        raise UserError(f"{path}: the run has no test accuracy yet (metrics.json has no evaluation); evaluate it "
+                        f"with `easydd eval {path}`")
+    model, accs, epochs = got
+    best = metrics.get("best_val") or {}
+    return Record(dataset=str(cfg["dataset"]).lower(), ipc=int(cfg["ipc"]), method=str(cfg["method"]).lower(),
+                  accs=accs, lambda_sdc=_num(cfg.get("lambda_sdc"), 0.0), seed=_int(cfg.get("seed")), model=model,
+                  val_mean=_num(metrics.get("val_mean"), _num(best.get("val_acc")) if best.get("val_acc", -1) >= 0
+                                else None),
+                  iterations=_int(cfg.get("iterations")), eval_epochs=epochs, note=str(cfg.get("note") or ""),
+                  source=str(path), extra={"sdc_mode": cfg.get("sdc_mode")})
+
+
+def record_from_dict(r: dict, source: str = "") -> Record:
+    """A :class:`Record` from one results record (matching_results.py's JSONL or a study JSON)."""
+    missing = [k for k in ("dataset", "ipc", "method") if r.get(k) is None]
+    if missing:
+        raise UserError(f"{source}: a record lacks {', '.join(missing)} (keys: {', '.join(sorted(r))})")
+    accs = r.get("test_accs") or r.get("accs")
+    if not accs:
+        m = r.get("test_mean", r.get("mean"))
+        if m is None:
+            raise UserError(f"{source}: a record has no test accuracy (test_accs / test_mean / accs / mean)")
+        accs = [m]
+    return Record(dataset=str(r["dataset"]).lower(), ipc=int(r["ipc"]), method=str(r["method"]).lower(),
+                  accs=[float(a) for a in accs], lambda_sdc=_num(r.get("lambda_sdc"), 0.0) or 0.0,
+                  seed=_int(r.get("seed")), model=str(r.get("model") or "ConvNet"), val_mean=_num(r.get("val_mean")),
+                  iterations=_int(r.get("iterations")), eval_epochs=_int(r.get("eval_epochs")),
+                  note=str(r.get("note") or ""), source=str(r.get("run_dir") or source))
+
+
+def _records_from_file(path: Path) -> tuple[list[Record], list[str]]:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"cannot read {path} ({e.strerror})") from None
+    figures: list[str] = []
+    rows: list[dict] = []
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = None
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}:{i} is not JSON ({e.msg}); pass a run directory, a JSON or a JSONL "
+                                "results file") from None
+    if data is not None:
+        if isinstance(data, list):
+            rows = data
+        elif isinstance(data, dict) and isinstance(data.get("records"), list):
+            rows = data["records"]
+            for f in data.get("figures") or ([data["figure"]] if data.get("figure") else []):
+                fp = Path(f)
+                figures.append(str(fp if fp.is_absolute() else path.parent / fp))
+        elif isinstance(data, dict) and "dataset" in data:
+            rows = [data]
+        else:
+            raise UserError(f"{path}: expected a list of records or an object with a 'records' list")
+    # a figure written beside a JSONL file by the same script (matching_results.py's gradn_curves.png)
+    if path.suffix == ".jsonl":
+        figures += [str(p) for p in sorted(path.parent.glob("*.png"))]
+    return [record_from_dict(r, str(path)) for r in rows if isinstance(r, dict)], figures
+
+
+def load_records(paths) -> tuple[list[Record], list[str]]:
+    """Records and figure paths from run directories, folders of runs and results files."""
+    records: list[Record] = []
+    figures: list[str] = []
+    for p in map(Path, paths):
+        if p.is_file():
+            recs, figs = _records_from_file(p)
+            records += recs
+            figures += figs
+        elif p.is_dir():
+            if (p / "metrics.json").is_file() or (p / "eval.json").is_file():
+                records.append(record_from_run_dir(p))
+                continue
+            found = sorted({m.parent for m in p.rglob("metrics.json")})
+            if not found:
+                raise UserError(f"{p}: no metrics.json in it or below it; pass run directories (made by easydd "
+                                "distill / select) or a results .json/.jsonl file")
+            for d in found:
+                try:
+                    records.append(record_from_run_dir(d))
+                except UserError as e:  # an unfinished run inside a folder: skip it, say so
+                    print(f"easydd report: skipping {d}: {e}", file=sys.stderr)
+        else:
+            raise UserError(f"no such file or directory: {p}")
+    return records, figures
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the table
+# ---------------------------------------------------------------------------------------------------------------
+
+def _order(seq, ref):
+    return sorted(seq, key=lambda v: (ref.index(v) if v in ref else len(ref), str(v)))
+
+
+def _row_key(method: str, lam: float | None) -> tuple:
+    return (method, 0 if not lam else 1, lam or 0.0)
+
+
+@dataclass
+class Cell:
+    records: list[Record]
+    lam: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return len(self.records)
+
+    def stats(self) -> tuple[float, float, bool]:
+        """(mean %, std %, single_run) over runs; a single run: the std over its evaluation networks."""
+        means = [100 * r.mean for r in self.records if math.isfinite(r.mean)]
+        if not means:
+            return float("nan"), float("nan"), False
+        if len(means) > 1:
+            return statistics.fmean(means), statistics.stdev(means), False
+        accs = [100 * a for a in self.records[0].accs if math.isfinite(a)]
+        return means[0], (statistics.stdev(accs) if len(accs) > 1 else 0.0), True
+
+
+def build_table(records: list[Record], sdc: str = "best") -> dict:
+    """Group records into rows (method, SDC weight) and columns (dataset, IPC).
+
+    ``sdc="best"``: the lambda_sdc > 0 runs of a cell go into one '+SDC' row: the only weight run, or the weight
+    with the best mean validation accuracy over the seeds every weight was run with (when every run has one);
+    otherwise (and with ``sdc="all"``) each weight gets its own row."""
+    groups: dict[tuple, list[Record]] = defaultdict(list)
+    for r in records:
+        groups[(r.method, r.dataset, r.ipc, r.model, float(r.lambda_sdc or 0.0))].append(r)
+    columns = sorted({(r.dataset, r.ipc) for r in records},
+                     key=lambda c: (_DATASET_ORDER.index(c[0]) if c[0] in _DATASET_ORDER else 99, c[0], c[1]))
+    # several evaluation architectures for one method: one row per (method, model)
+    models_of = defaultdict(set)
+    for (m, d, i, mod, lam) in groups:
+        models_of[m].add(mod)
+    sdc_runs: dict[tuple, dict[float, list[Record]]] = defaultdict(dict)
+    cells: dict[tuple, dict[tuple, Cell]] = defaultdict(dict)
+    for (m, d, i, mod, lam), recs in groups.items():
+        row_model = mod if len(models_of[m]) > 1 else None
+        if lam == 0.0:
+            cells[(m, row_model, 0.0)][(d, i)] = Cell(recs, 0.0)
+        else:
+            sdc_runs[(m, row_model, d, i)][lam] = recs
+    for (m, row_model, d, i), by_lam in sdc_runs.items():
+        if len(by_lam) == 1:
+            (lam, recs), = by_lam.items()
+            cells[(m, row_model, "sdc" if sdc == "best" else lam)][(d, i)] = Cell(recs, lam)
+            continue
+        choice = _best_on_val(by_lam) if sdc == "best" else None
+        if choice is not None:
+            cells[(m, row_model, "sdc")][(d, i)] = Cell(by_lam[choice], choice)
+        else:
+            for lam, recs in by_lam.items():
+                cells[(m, row_model, lam)][(d, i)] = Cell(recs, lam)
+
+    def row_sort(k):
+        m, mod, lam = k
+        lam_key = -1.0 if lam == 0.0 else (0.0 if lam == "sdc" else float(lam))
+        return (_METHOD_ORDER.index(m) if m in _METHOD_ORDER else len(_METHOD_ORDER), m, str(mod), lam_key)
+    rows = sorted(cells, key=row_sort)
+    return {"columns": columns, "rows": rows, "cells": cells}
+
+
+def _best_on_val(by_lam: dict[float, list[Record]]) -> float | None:
+    """The weight with the best mean validation accuracy over the seeds all weights share (None: no numbers)."""
+    if any(r.val_mean is None for recs in by_lam.values() for r in recs):
+        return None
+    common = set.intersection(*({r.seed for r in recs} for recs in by_lam.values()))
+
+    def score(lam):
+        v = [r.val_mean for r in by_lam[lam] if not common or r.seed in common]
+        return statistics.fmean(v)
+    return max(sorted(by_lam), key=score)
+
+
+def _row_label(row) -> str:
+    m, mod, lam = row
+    label = _METHOD_LABEL.get(m, m.upper())
+    if mod:
+        label += f" ({mod})"
+    if lam == "sdc":
+        label += " +SDC"
+    elif lam:
+        label += f" +SDC λ={lam:g}"
+    return label
+
+
+def _col_label(col) -> str:
+    d, i = col
+    return f"{_DATASET_LABEL.get(d, d)} {i}"
+
+
+def _fmt(mean, std, single) -> str:
+    if not math.isfinite(mean):
+        return "n/a"
+    return f"{mean:.2f} ± {std:.2f}" + ("†" if single else "")
+
+
+def render(records: list[Record], figures=(), *, title: str | None = "Results", sdc: str = "best",
+           command: str | None = None, out_dir: Path | None = None, details: bool = True) -> str:
+    """The markdown: the main table, a legend, the details table and links to the figures."""
+    if not records:
+        raise UserError("no finished runs to report")
+    t = build_table(records, sdc)
+    cols, rows, cells = t["columns"], t["rows"], t["cells"]
+    lines: list[str] = []
+    if title:
+        lines += [f"## {title}", ""]
+    if command:
+        lines += [f"Generated by `{command}` on {time.strftime('%Y-%m-%d')}.", ""]
+    lines.append("| Method | " + " | ".join(_col_label(c) for c in cols) + " |")
+    lines.append("|---|" + "---|" * len(cols))
+    any_pub = any_single = any_sdc_choice = False
+    for row in rows:
+        out = []
+        for col in cols:
+            c = cells[row].get(col)
+            if c is None:
+                out.append("-")
+                continue
+            s = _fmt(*c.stats())
+            any_single |= c.stats()[2]
+            if row[2] == "sdc":
+                s += f" (λ={c.lam:g})"
+                any_sdc_choice = True
+            pub = published(row[0], col[0], col[1])
+            if pub is not None and row[2] == 0.0 and all(r.model in _PUBLISHED_MODELS for r in c.records):
+                s += f" [{pub:g}]"
+                any_pub = True
+            out.append(s)
+        lines.append(f"| {_row_label(row)} | " + " | ".join(out) + " |")
+    lines.append("")
+    legend = ["Test accuracy (%) of networks trained from scratch on each set, final epoch (no checkpoint chosen on "
+              "the test split); mean ± std over runs (seeds), each run the mean over its evaluation networks."]
+    if any_single:
+        legend.append("† a single run: ± is the std over its evaluation networks.")
+    if any_sdc_choice:
+        legend.append("+SDC: lambda_sdc > 0; the weight shown in each cell had the best VALIDATION accuracy among "
+                      "those run.")
+    if any_pub:
+        legend.append("[x]: the published ConvNet accuracy for that method, dataset and IPC (REFERENCE.md; DC/DSA "
+                      "repository README, method papers); our budgets may be cut, see the details.")
+    lines += [" ".join(legend), ""]
+    if details:
+        lines += ["<details><summary>Details: budgets, evaluation, sources</summary>", "",
+                  "| Row | Column | λ | runs (seeds) | eval nets x epochs | iterations | notes |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in rows:
+            for col in cols:
+                c = cells[row].get(col)
+                if c is None:
+                    continue
+                seeds = sorted({r.seed for r in c.records if r.seed is not None})
+                nets = sorted({len(r.accs) for r in c.records})
+                eps = sorted({r.eval_epochs for r in c.records if r.eval_epochs is not None})
+                its = sorted({r.iterations for r in c.records if r.iterations is not None})
+                notes = sorted({r.note for r in c.records if r.note})
+                lines.append(f"| {_row_label(row)} | {_col_label(col)} | {c.lam:g} | {c.n} "
+                             f"({', '.join(map(str, seeds)) or '-'}) | {'/'.join(map(str, nets))} x "
+                             f"{'/'.join(map(str, eps)) or '?'} | {'/'.join(map(str, its)) or '-'} | "
+                             f"{'; '.join(n.replace('|', '/') for n in notes) or '-'} |")
+        lines += ["", "</details>", ""]
+    figs = list(dict.fromkeys(str(f) for f in figures))
+    if figs:
+        lines += ["Figures:", ""]
+        for f in figs:
+            rel = _relpath(f, out_dir)
+            lines.append(f"- [{Path(f).name}]({rel})")
+            lines.append(f"\n  ![{Path(f).stem}]({rel})\n")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _relpath(f: str, out_dir: Path | None) -> str:
+    if out_dir is None:
+        return f
+    try:
+        return os.path.relpath(Path(f).resolve(), Path(out_dir).resolve())
+    except ValueError:  # another drive (Windows)
+        return str(Path(f).resolve())
+
+
+START, END = "<!-- easydd report: start -->", "<!-- easydd report: end -->"
+
+
+def splice_into(path: Path, section: str, placeholder: str = "RESULTS_PLACEHOLDER") -> None:
+    """Put ``section`` into a markdown file between the report markers (or in place of ``placeholder``)."""
+    from .distilled import atomic_write
+    text = path.read_text() if path.exists() else ""
+    block = f"{START}\n{section.rstrip()}\n{END}"
+    if START in text and END in text and text.index(START) < text.index(END):
+        new = text[:text.index(START)] + block + text[text.index(END) + len(END):]
+    elif placeholder in text:
+        new = text.replace(placeholder, block, 1)
+    else:
+        raise UserError(f"{path} has neither the markers {START} ... {END} nor {placeholder}; add one where the "
+                        "results should go")
+    atomic_write(path, lambda tmp: Path(tmp).write_text(new))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------------------------
+
+def add_arguments(parser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="RUN_OR_RESULTS",
+                        help="run directories, folders of runs, or results .json/.jsonl files")
+    parser.add_argument("--out", default=None, help="write the markdown here (default: print it)")
+    parser.add_argument("--figure", dest="figures", nargs="+", default=[], metavar="PNG",
+                        help="figures to link under the table (links are relative to --out)")
+    parser.add_argument("--sdc", choices=("best", "all"), default="best",
+                        help="SDC rows: the weight with the best validation accuracy per cell (default), or one "
+                             "row per weight")
+    parser.add_argument("--title", default="Results", help="section heading (default 'Results'; '' for none)")
+    parser.add_argument("--no-details", action="store_true", help="omit the details table")
+    parser.add_argument("--readme", default=None, metavar="MD",
+                        help="also splice the section into this markdown file, between the report markers or in "
+                             "place of RESULTS_PLACEHOLDER")
+
+
+def run_from_args(args) -> int:
+    records, figs = load_records(args.inputs)
+    for f in args.figures:
+        if not Path(f).is_file():
+            raise UserError(f"figure {f} does not exist")
+    out = Path(args.out) if args.out else None
+    command = "easydd report " + " ".join(shlex.quote(str(a)) for a in args.inputs)
+    if args.figures:
+        command += " --figure " + " ".join(shlex.quote(f) for f in args.figures)
+    if args.sdc != "best":
+        command += f" --sdc {args.sdc}"
+    base = out.parent if out else (Path(args.readme).parent if args.readme else None)
+    md = render(records, list(args.figures) + figs, title=args.title or None, sdc=args.sdc, command=command,
+                out_dir=base, details=not args.no_details)
+    if out:
+        from .distilled import atomic_write
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(out, lambda tmp: Path(tmp).write_text(md))
+        print(f"wrote {out} ({len(records)} runs)")
+    else:
+        print(md)
+    if args.readme:
+        if out and Path(args.readme).resolve().parent != out.resolve().parent:
+            md = render(records, list(args.figures) + figs, title=args.title or None, sdc=args.sdc,
+                        command=command, out_dir=Path(args.readme).parent, details=not args.no_details)
+        splice_into(Path(args.readme), md)
+        print(f"updated {args.readme}")
+    return 0
