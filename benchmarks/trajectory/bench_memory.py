@@ -75,12 +75,17 @@ def main():
     p.add_argument("--methods", default="mtt,tesla,tesla-exact")
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--report-only", action="store_true", help="rewrite memory.md from memory.json")
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--method", default="mtt", help=argparse.SUPPRESS)
     p.add_argument("--syn-steps", type=int, default=10, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
         print("RESULT " + json.dumps(one(args)), flush=True)
+        return
+    if args.report_only:
+        d = json.loads((HERE / "memory.json").read_text())
+        (HERE / "memory.md").write_text(markdown(d["meta"], d["rows"]))
         return
     rows = []
     load0 = os.getloadavg()
@@ -131,7 +136,11 @@ def markdown(meta, rows) -> str:
              "noisy, memory is not)",
              f"- command: `{meta['command']}`", "",
              "Each row is a fresh process. `peak` = ru_maxrss; `before` = RSS after loading torch, the dataset and "
-             "the synthetic set, just before iteration 0; `added` = peak - before (what the unroll costs).", "",
+             "the synthetic set, just before iteration 0; `added` = peak - before (what the unroll costs). One thread "
+             "per process. TESLA rows use hard labels (soft_labels=false) so that only the backward differs from "
+             "MTT; `tesla-exact` is the exact-adjoint variant (keeps theta_k: syn_steps x num_params floats). "
+             "Model ConvNetW32 on MNIST, IPC 10 (100 images, all in every step), expert buffer "
+             "`buffers/mnist_ConvNetW32_cpu`; 3 timed iterations after one warm-up.", "",
              "| method | syn_steps | images/step | peak RSS (MiB) | before (MiB) | added (MiB) | s / iteration |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -1,0 +1,243 @@
+"""MNIST IPC 1 with the cpu presets: MTT, FTD, TESLA, DATM, lambda_sdc = 0 vs the best lambda of a small sweep
+chosen on the VALIDATION split; test accuracy over distillation seeds x evaluation models; GraDN curves.
+
+Stages (each run is skipped when its summary JSON already exists, so the script resumes):
+
+  sweep   seed 0, lambda in LAMBDAS, every method: distil (preset), evaluate on val and on test
+  seeds   seeds 1.. for lambda = 0 and the best lambda > 0 of the sweep (highest val accuracy, seed 0)
+  random  random real subset (IPC 1), same evaluation, same seeds
+  report  results.json, results.md, gradn_curves.png
+
+    MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 PYTHONPATH=src OMP_NUM_THREADS=1 \
+        .venv/bin/python benchmarks/trajectory/run_results.py sweep --worker 0/2   # and 1/2 in parallel
+    ... seeds --worker 0/2, random, report
+
+Runs land in runs/tm_results/<name>/ (ignored by git); per-run summaries in benchmarks/trajectory/results_runs/.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RUNS = HERE / "results_runs"
+METHODS = ("mtt", "ftd", "tesla", "datm")
+LAMBDAS = (0.0, 0.01, 0.1)
+SEEDS = (0, 1, 2)
+DATASET = "mnist"
+EVAL = dict(models=["ConvNetW32"], num_models=5, epochs=300, dsa=True)
+
+
+def run_name(method, lam, seed):
+    return f"{method}-{DATASET}-ipc1-l{lam:g}-s{seed}"
+
+
+def one_run(method, lam, seed, ds):
+    import torch
+    from easydd.config import build_config
+    from easydd.distill import distill
+    from easydd.evaluate import evaluate_distilled
+    from easydd.methods import method_params
+    name = run_name(method, lam, seed)
+    out = RUNS / f"{name}.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    cfg = build_config(f"{method}-{DATASET}-ipc1-cpu", dict(lambda_sdc=lam, seed=seed, name=name,
+                                                             out_dir="runs/tm_results", eval_models=EVAL["models"],
+                                                             eval_num_models=EVAL["num_models"],
+                                                             eval_epochs=EVAL["epochs"]), method_params)
+    t0 = time.time()
+    r = distill(cfg, ds, progress=False, final_eval=True, resume=True)
+    val = evaluate_distilled(r.distilled, ds, split="val", seed=seed, progress=False, **EVAL)
+    import csv
+    rows = list(csv.DictReader(open(r.run_dir / "curves.csv")))
+    curve = [(int(x["iteration"]), float(x["gradn"])) for x in rows if x.get("gradn")]
+    summary = {"method": method, "lambda_sdc": lam, "seed": seed, "preset": f"{method}-{DATASET}-ipc1-cpu",
+               "test_accs": r.metrics["last"]["models"]["ConvNetW32"]["accs"],
+               "test_mean": r.metrics["last"]["models"]["ConvNetW32"]["mean"],
+               "val_accs": val["models"]["ConvNetW32"]["accs"], "val_mean": val["models"]["ConvNetW32"]["mean"],
+               "syn_lr": r.distilled.lr, "gradn_curve": curve, "seconds": round(time.time() - t0, 1),
+               "distill_seconds": round(r.metrics["distill_seconds"], 1),
+               "final_loss": float(rows[-1]["loss"]) if rows else None,
+               "date": datetime.datetime.now().isoformat(timespec="seconds")}
+    if "last_ema" in r.metrics:
+        summary["ema_test_accs"] = r.metrics["last_ema"]["models"]["ConvNetW32"]["accs"]
+        summary["ema_test_mean"] = r.metrics["last_ema"]["models"]["ConvNetW32"]["mean"]
+    RUNS.mkdir(exist_ok=True)
+    out.write_text(json.dumps(summary, indent=1))
+    print(f"{name}: test {summary['test_mean']:.4f} val {summary['val_mean']:.4f} ({summary['seconds']:.0f} s)",
+          flush=True)
+    del torch
+    return summary
+
+
+def best_lambda(method):
+    cands = [json.loads((RUNS / f"{run_name(method, lam, 0)}.json").read_text()) for lam in LAMBDAS if lam > 0
+             and (RUNS / f"{run_name(method, lam, 0)}.json").exists()]
+    if not cands:
+        return None
+    return max(cands, key=lambda s: s["val_mean"])["lambda_sdc"]
+
+
+def random_baseline(ds, seed):
+    from easydd.evaluate import evaluate_distilled
+    from easydd.methods.selection import select
+    out = RUNS / f"random-{DATASET}-ipc1-s{seed}.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    d = select(ds, "random", 1, seed)
+    r = evaluate_distilled(d, ds, split="test", seed=seed, progress=False, **EVAL)
+    s = {"method": "random", "seed": seed, "test_accs": r["models"]["ConvNetW32"]["accs"],
+         "test_mean": r["models"]["ConvNetW32"]["mean"], "lr": r["lr"]}
+    RUNS.mkdir(exist_ok=True)
+    out.write_text(json.dumps(s, indent=1))
+    return s
+
+
+def jobs(stage):
+    if stage == "sweep":  # plain-expert methods first (the flat buffer may still be building)
+        return [(m, lam, 0) for m in ("mtt", "tesla", "ftd", "datm") for lam in LAMBDAS]
+    if stage == "seeds":
+        out = []
+        for m in METHODS:
+            lam = best_lambda(m)
+            for seed in SEEDS[1:]:
+                out.append((m, 0.0, seed))
+                if lam is not None:
+                    out.append((m, lam, seed))
+        return out
+    return []
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("stage", choices=["sweep", "seeds", "random", "report"])
+    p.add_argument("--worker", default="0/1")
+    args = p.parse_args()
+    if args.stage == "report":
+        return report()
+    from easydd.data import load_dataset
+    ds = load_dataset(DATASET)
+    if args.stage == "random":
+        for seed in SEEDS:
+            random_baseline(ds, seed)
+        return
+    w, n = (int(x) for x in args.worker.split("/"))
+    for i, (m, lam, seed) in enumerate(jobs(args.stage)):
+        if i % n == w:
+            one_run(m, lam, seed, ds)
+
+
+def _ms(xs):
+    m = sum(xs) / len(xs)
+    s = (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 if len(xs) > 1 else 0.0
+    return m, s
+
+
+def report():
+    import glob
+    runs = [json.loads(Path(f).read_text()) for f in sorted(glob.glob(str(RUNS / "*.json")))]
+    table = {}
+    for m in METHODS:
+        lam = best_lambda(m)
+        for key, l in (("base", 0.0), ("sdc", lam)):
+            if l is None:
+                continue
+            rs = [r for r in runs if r["method"] == m and r.get("lambda_sdc") == l]
+            accs = [a for r in rs for a in r["test_accs"]]
+            if not accs:
+                continue
+            mean, std = _ms(accs)
+            seed_means = [r["test_mean"] for r in rs]
+            entry = {"lambda_sdc": l, "seeds": sorted(r["seed"] for r in rs), "n_models": len(accs),
+                     "test_mean": mean, "test_std": std, "seed_means": seed_means,
+                     "final_gradn": [r["gradn_curve"][-1][1] for r in rs if r["gradn_curve"]],
+                     "initial_gradn": [r["gradn_curve"][0][1] for r in rs if r["gradn_curve"]]}
+            ema = [a for r in rs for a in r.get("ema_test_accs", [])]
+            if ema:
+                entry["ema_test_mean"], entry["ema_test_std"] = _ms(ema)
+            table.setdefault(m, {})[key] = entry
+    sweep = {m: {r["lambda_sdc"]: r["val_mean"] for r in runs if r["method"] == m and r.get("seed") == 0
+                 and "val_mean" in r} for m in METHODS}
+    rnd = [r for r in runs if r["method"] == "random"]
+    rnd_entry = None
+    if rnd:
+        accs = [a for r in rnd for a in r["test_accs"]]
+        rnd_entry = dict(zip(("test_mean", "test_std"), _ms(accs)), seeds=[r["seed"] for r in rnd],
+                         n_models=len(accs))
+    result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "dataset": DATASET, "ipc": 1,
+              "eval": EVAL, "lambdas_swept": LAMBDAS, "seeds": SEEDS, "table": table, "val_sweep_seed0": sweep,
+              "random": rnd_entry, "runs": runs}
+    (HERE / "results.json").write_text(json.dumps(result, indent=1))
+    plot_curves(runs)
+    (HERE / "results.md").write_text(results_md(result))
+
+
+def plot_curves(runs):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(METHODS), figsize=(3.4 * len(METHODS), 2.8), sharey=True)
+    for ax, m in zip(axes, METHODS):
+        for r in runs:
+            if r["method"] != m or not r.get("gradn_curve"):
+                continue
+            xs, ys = zip(*r["gradn_curve"])
+            lam = r["lambda_sdc"]
+            ax.plot(xs, ys, color="C0" if lam == 0 else ("C1" if lam == 0.01 else "C3"), alpha=0.8, lw=1,
+                    label=f"lambda={lam:g}" if r["seed"] == 0 else None)
+        ax.set_title(m.upper(), fontsize=10)
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("synthetic mean GraDN (reference panel)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(HERE / "gradn_curves.png", dpi=90)
+    plt.close(fig)
+
+
+def results_md(res) -> str:
+    lines = ["# Trajectory matching with SDC: MNIST, IPC 1, CPU presets", "",
+             f"- generated: {res['date']} (runs dated inside results.json)",
+             "- presets: `{mtt,ftd,tesla,datm}-mnist-ipc1-cpu` (their `note` says what the CPU budget cut)",
+             f"- evaluation: {res['eval']['num_models']} ConvNetW32 per distilled set, {res['eval']['epochs']} "
+             "epochs with DSA at the learned step size, test accuracy of the LAST set (no checkpoint selection "
+             "on test)",
+             f"- lambda_sdc swept over {[l for l in res['lambdas_swept'] if l > 0]} at seed 0, the best chosen on "
+             "the validation split (5000 images carved from the training set); then seeds "
+             f"{list(res['seeds'])} for lambda = 0 and the chosen lambda (batch-mode SDC)",
+             "- command: `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 PYTHONPATH=src OMP_NUM_THREADS=1 "
+             ".venv/bin/python benchmarks/trajectory/run_results.py {sweep,seeds,random,report}`", "",
+             "| method | lambda_sdc | seeds x models | test acc (%) mean +- std | final GraDN (mean over seeds) |",
+             "|---|---|---|---|---|"]
+    if res["random"]:
+        r = res["random"]
+        lines.append(f"| random real (IPC 1) | - | {len(r['seeds'])} x {r['n_models'] // max(len(r['seeds']), 1)} | "
+                     f"{100 * r['test_mean']:.2f} +- {100 * r['test_std']:.2f} | - |")
+    for m, d in res["table"].items():
+        for key in ("base", "sdc"):
+            if key not in d:
+                continue
+            e = d[key]
+            g = sum(e["final_gradn"]) / len(e["final_gradn"]) if e["final_gradn"] else float("nan")
+            ema = (f" (EMA set: {100 * e['ema_test_mean']:.2f} +- {100 * e['ema_test_std']:.2f})"
+                   if "ema_test_mean" in e else "")
+            lines.append(f"| {m.upper()} | {e['lambda_sdc']:g} | {len(e['seeds'])} x "
+                         f"{e['n_models'] // max(len(e['seeds']), 1)} | {100 * e['test_mean']:.2f} +- "
+                         f"{100 * e['test_std']:.2f}{ema} | {g:.3f} |")
+    lines += ["", "Validation accuracy of the sweep (seed 0):", "", "| method | " +
+              " | ".join(f"lambda={l:g}" for l in res["lambdas_swept"]) + " |",
+              "|---|" + "---|" * len(res["lambdas_swept"])]
+    for m, d in res["val_sweep_seed0"].items():
+        lines.append(f"| {m.upper()} | " + " | ".join(f"{100 * d[l]:.2f}" if l in d else "-"
+                                                      for l in res["lambdas_swept"]) + " |")
+    lines += ["", "GraDN curves (synthetic set's mean GraDN on the driver's reference panel, every 25 "
+              "iterations): `gradn_curves.png`.", ""]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
