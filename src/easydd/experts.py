@@ -221,6 +221,8 @@ def _dist_info(rank, world_size):
     if dist.is_available() and "RANK" in os.environ and "WORLD_SIZE" in os.environ and \
             int(os.environ["WORLD_SIZE"]) > 1:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":  # one GPU per local rank (also the device nccl's barrier uses)
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group(backend, timeout=datetime.timedelta(hours=72))
         return dist.get_rank(), dist.get_world_size(), True
     return 0, 1, False
