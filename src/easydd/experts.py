@@ -387,13 +387,15 @@ def train_experts_parallel(nprocs: int, **kwargs) -> Path:
     finally:
         if os.path.exists(init_file):
             os.unlink(init_file)
-    ds = kwargs["dataset"]
-    name = ds if isinstance(ds, str) else ds.name
     if kwargs.get("out_dir"):
         return Path(kwargs["out_dir"])
-    from .data import canonical_name
-    return Path(default_buffer_dir(canonical_name(name), kwargs.get("model", "ConvNet"), kwargs.get("zca", False),
-                                   kwargs.get("sam_rho", 0) > 0))
+    ds = kwargs["dataset"]
+    if isinstance(ds, str):
+        from .data import canonical_name
+        name, zca = canonical_name(ds), bool(kwargs.get("zca", False))
+    else:
+        name, zca = ds.name, getattr(ds, "zca", None) is not None
+    return Path(default_buffer_dir(name, kwargs.get("model", "ConvNet"), zca, kwargs.get("sam_rho", 0) > 0))
 
 
 # --------------------------------------------------------------------------------------------------------------
