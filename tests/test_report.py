@@ -117,3 +117,12 @@ def test_published_table():
     assert report.published("DSA", "fashion_mnist", 10) == 84.6
     assert report.published("datm", "cifar100", 50) == 55.0
     assert report.published("dc", "cifar100", 50) is None
+
+
+def test_a_run_met_twice_counts_once(tmp_path):
+    d = _run(tmp_path / "runs", "dsa-mnist-ipc1-s0", accs=(0.80, 0.84))
+    f = tmp_path / "results.jsonl"
+    f.write_text(json.dumps(dict(dataset="mnist", ipc=1, method="dsa", lambda_sdc=0.0, seed=0, test_accs=[0.80, 0.84],
+                                 iterations=100, eval_epochs=300, run_dir=str(d))) + "\n")
+    recs, _ = report.load_records([f, tmp_path / "runs"])
+    assert len(recs) == 1

@@ -88,5 +88,23 @@ def test_difficulty_plumbing_on_digits(tmp_path):
     assert runs["dm"]["status"] == "ok" and [p[0] for p in runs["dm"]["curve"]] == [0, 1, 2]
     assert runs["mtt"]["status"] == "failed" and runs["mtt"]["reason"]  # no expert buffer for digits
     md = (out / "difficulty-digits.md").read_text()
-    assert "| 1 | DM | distribution |" in md and "not run" in md
+    assert "| 1 | DM | distribution | ConvNetW32 | shared |" in md and "not run" in md
+    assert runs["dm"]["norm_ratio"] > 0
     assert (out / "difficulty-digits.png").is_file()
+
+
+def test_shared_init_gives_every_method_the_same_images(digits):
+    from easydd.config import build_config
+    from easydd.methods import METHODS, get_method, method_params
+    before = dict(METHODS)
+    imgs = {}
+    with study.shared_init(["dc", "dm"]):
+        for m in ("dc", "dm"):
+            cfg = build_config(None, {"dataset": "digits", "ipc": 2, "method": m, "model": "ConvNetW32"},
+                               method_params)
+            meth = get_method(m)(cfg, digits)
+            meth.init_synthetic()
+            assert meth.name == m  # the shadowing name is gone after the draw
+            imgs[m] = meth.images.detach()
+    assert torch.equal(imgs["dc"], imgs["dm"])
+    assert METHODS == before  # the registry is restored

@@ -260,7 +260,25 @@ def load_records(paths) -> tuple[list[Record], list[str]]:
                     print(f"easydd report: skipping {d}: {e}", file=sys.stderr)
         else:
             raise UserError(f"no such file or directory: {p}")
-    return records, figures
+    return _dedupe(records), figures
+
+
+def _dedupe(records: list[Record]) -> list[Record]:
+    """Drop a run met twice (e.g. a results file and the run directory it points to): same setting and seed."""
+    seen: dict[tuple, Record] = {}
+    out = []
+    for r in records:
+        if r.seed is None:
+            out.append(r)
+            continue
+        k = (r.method, r.dataset, r.ipc, r.model, r.lambda_sdc, r.seed, r.iterations, r.eval_epochs)
+        if k in seen:
+            print(f"easydd report: {r.source or '?'} repeats {seen[k].source or '?'} (same setting and seed); "
+                  "counted once", file=sys.stderr)
+            continue
+        seen[k] = r
+        out.append(r)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------

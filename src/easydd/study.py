@@ -26,6 +26,7 @@ import json
 import math
 import statistics
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -202,7 +203,7 @@ def _summarise_selection(rows: list[dict]) -> dict:
                     accs = [100 * a for a in rs[0]["accs"]]
                     sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
                 out.setdefault(d, {}).setdefault(rule, {})[ipc] = {
-                    "mean": statistics.fmean(means), "std": sd, "n": len(rs),
+                    "mean": statistics.fmean(means), "std": sd, "n": len(rs), "nets": len(rs[0]["accs"]),
                     "epochs": sorted({x["eval_epochs"] for x in rs}),
                     "sel_gradn": statistics.fmean(x["sel_gradn_mean"] for x in rs)}
     return out
@@ -252,7 +253,7 @@ def write_selection_outputs(out: Path) -> dict:
     lines += [f"Evaluation: {protocol}. Panel: {first['panel']['num_models']} x {first['panel']['model']} trained "
               f"{first['panel']['epochs']} epoch(s) on {first['panel']['subset'] or 'all'} training images. Pool: "
               f"{first['pool'] or 'all'} images per class. Accuracy %, mean ± std over seeds "
-              "(one seed: ± over its networks).", ""]
+              "(one seed: ± over its networks; n=1 without ±: one network, no spread measured).", ""]
     for d in datasets:
         ipcs = sorted({i for rule in summ[d].values() for i in rule})
         lines += [f"## {d}", "", "| rule | " + " | ".join(f"IPC {i}" for i in ipcs) + " |",
@@ -261,7 +262,12 @@ def write_selection_outputs(out: Path) -> dict:
             cells = []
             for i in ipcs:
                 c = summ[d][rule].get(i)
-                cells.append(f"{c['mean']:.2f} ± {c['std']:.2f} (n={c['n']})" if c else "-")
+                if c is None:
+                    cells.append("-")
+                elif c["n"] == 1 and c["nets"] == 1:
+                    cells.append(f"{c['mean']:.2f} (n=1)")
+                else:
+                    cells.append(f"{c['mean']:.2f} ± {c['std']:.2f} (n={c['n']})")
             lines.append(f"| {rule} | " + " | ".join(cells) + " |")
         ep = [f"IPC {i}: {'/'.join(map(str, sorted({e for rule in summ[d].values() if i in rule for e in rule[i]['epochs']})))}"
               for i in ipcs]
@@ -336,7 +342,51 @@ def _read_curve(run_dir: Path) -> list[tuple[int, float]]:
         return [(int(r["iteration"]), float(r["gradn"])) for r in csv.DictReader(fh) if r.get("gradn")]
 
 
+# methods whose initialisation is part of the method (DATM: real images the experts classify correctly)
+OWN_INIT = ("datm",)
+
+
+@contextmanager
+def shared_init(methods):
+    """Make every listed method (except those in OWN_INIT) start from the SAME real images for a given seed.
+
+    The methods key their initial draw by their own name (``derive_seed(seed, name, 'init')``), so with one seed
+    DC and DSA would start from different images, and with IPC 1 the mean GraDN of ten images depends a lot on
+    which ten. For the duration of the block each method class is replaced in the registry by a subclass whose
+    ``init_synthetic`` runs the method's own initialisation with the name 'study' in that key (everything after the
+    draw, e.g. TESLA's initial soft labels, is computed from the shared images)."""
+    from . import methods as registry
+    saved = {}
+    for m in methods:
+        if m in OWN_INIT:
+            continue
+        try:
+            cls = registry.get_method(m)
+        except UserError:
+            continue
+
+        def init_synthetic(self, _cls=cls):
+            self.name = "study"  # an instance attribute shadows the class's name only while drawing
+            try:
+                _cls.init_synthetic(self)
+            finally:
+                del self.name
+        saved[m] = cls
+        registry.METHODS[m] = type(cls.__name__, (cls,), {"init_synthetic": init_synthetic})
+    try:
+        yield
+    finally:
+        registry.METHODS.update(saved)
+
+
 def difficulty_study(a) -> dict:
+    if getattr(a, "own_init", False):
+        return _difficulty_study(a)
+    with shared_init(a.methods):
+        return _difficulty_study(a)
+
+
+def _difficulty_study(a) -> dict:
     from .config import build_config
     from .difficulty import reference_panel
     from .distill import distill
@@ -351,6 +401,8 @@ def difficulty_study(a) -> dict:
     jf = out / f"difficulty-{ds.name}.json"
     prev = json.loads(jf.read_text()) if jf.is_file() else {}
     results = {(r["ipc"], r["method"]): r for r in prev.get("runs", [])}
+    for r in results.values():  # files written before track_every was kept per run
+        r.setdefault("track_every", prev.get("meta", {}).get("track_every"))
     panel = reference_panel(ds, model="ConvNet", num_models=a.panel_models, epochs=a.panel_epochs, log=_log)
     for k, ipc in enumerate(a.ipc):
         n_it = iters[k] if len(iters) > 1 else iters[0]
@@ -358,6 +410,9 @@ def difficulty_study(a) -> dict:
             key = (ipc, method)
             if key in results and results[key].get("status") == "ok" and results[key]["iterations"] == n_it \
                     and not a.rerun:
+                if "norm_ratio" not in results[key]:  # runs finished before image norms were recorded
+                    _add_norms(results[key], ds, a)
+                    _write_difficulty(out, ds.name, results, a)
                 continue
             preset = _preset_for(method, ds.name, ipc)
             over = {"dataset": ds.name, "ipc": ipc, "method": method, "seed": a.seed, "iterations": n_it,
@@ -368,7 +423,8 @@ def difficulty_study(a) -> dict:
                 over["model"] = a.model
                 over["eval_models"] = [a.model]
             t = time.perf_counter()
-            rec = {"ipc": ipc, "method": method, "iterations": n_it, "preset": preset, "model": None,
+            rec = {"ipc": ipc, "method": method, "iterations": n_it, "track_every": a.track_every, "preset": preset,
+                   "model": None, "init": "own" if (getattr(a, "own_init", False) or method in OWN_INIT) else "shared",
                    "family": "gradient" if method in GM_METHODS else "trajectory" if method in TM_METHODS
                    else "distribution" if method == "dm" else "other"}
             try:
@@ -393,6 +449,8 @@ def difficulty_study(a) -> dict:
                 rec["gradn_start"], rec["gradn_end"] = curve[0][1], curve[-1][1]
                 rec["ratio_end"] = curve[-1][1] / curve[0][1] if curve[0][1] else float("nan")
             rec["seconds"] = round(time.perf_counter() - t, 1)
+            if rec["status"] == "ok":
+                _add_norms(rec, ds, a)
             results[key] = rec
             if curve:
                 _log(f"{method} ipc {ipc}: GraDN {rec['gradn_start']:.4g} -> {rec['gradn_end']:.4g} "
@@ -401,9 +459,50 @@ def difficulty_study(a) -> dict:
     return write_difficulty_outputs(out, ds.name, getattr(a, "_command", None))
 
 
+def _add_norms(rec: dict, ds, a) -> None:
+    """rec['norm_start'/'norm_end'/'norm_ratio']: mean per-image L2 norm of the synthetic set at iteration 0 and at
+    the end (GraDN grows with the input's scale, so a set that merely shrinks looks easier)."""
+    from .config import build_config
+    from .distilled import Distilled
+    from .methods import get_method, method_params
+    try:
+        run_dir = Path(rec["run_dir"])
+        raw = _run_config(run_dir)
+        margs = raw.pop("method_args", None) or {}
+        cfg = build_config(None, {**raw, **margs}, method_params)
+        m = get_method(cfg.method)(cfg, ds)
+        m.init_synthetic()
+        x0 = m.images.detach().flatten(1).norm(dim=1)
+        x1 = Distilled.load(run_dir / "distilled.safetensors").images.flatten(1).norm(dim=1)
+        rec["norm_start"], rec["norm_end"] = float(x0.mean()), float(x1.mean())
+        rec["norm_ratio"] = rec["norm_end"] / rec["norm_start"]
+    except Exception as e:  # a diagnostic only: never lose the run for it
+        rec["norm_ratio"] = None
+        _log(f"{rec['method']} ipc {rec['ipc']}: image norms not measured ({type(e).__name__}: {e})")
+
+
+def _run_config(run_dir: Path) -> dict:
+    import yaml
+    return yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+
+
 def _write_difficulty(out: Path, dataset: str, results: dict, a) -> None:
+    # another process may be filling other IPCs into the same file: keep its runs (under a lock)
+    from .difficulty import _file_lock
+    jf = out / f"difficulty-{dataset}.json"
+    with _file_lock(out / f".difficulty-{dataset}.lock"):
+        if jf.is_file():
+            try:
+                for r in json.loads(jf.read_text()).get("runs", []):
+                    results.setdefault((r["ipc"], r["method"]), r)
+            except (json.JSONDecodeError, KeyError):
+                pass
+        _write_difficulty_locked(out, dataset, results, a)
+
+
+def _write_difficulty_locked(out: Path, dataset: str, results: dict, a) -> None:
     runs = sorted(results.values(), key=lambda r: (r["ipc"], _method_rank(r["method"])))
-    meta = {"dataset": dataset, "seed": a.seed, "track_every": a.track_every, "panel": {
+    meta = {"dataset": dataset, "seed": a.seed, "panel": {
         "model": "ConvNet", "num_models": a.panel_models, "epochs": a.panel_epochs}, "command": getattr(a, "_command",
                                                                                                          None)}
     _atomic_text(out / f"difficulty-{dataset}.json", json.dumps({"meta": meta, "runs": runs}, indent=1))
@@ -434,20 +533,24 @@ def write_difficulty_outputs(out: Path, dataset: str, command: str | None = None
     p = meta["panel"]
     lines += [f"GraDN: mean over the synthetic set of the per-sample gradient norm, averaged over the fixed reference "
               f"panel ({p['num_models']} x {p['model']}, {p['epochs']} epoch(s)), measured every "
-              f"{meta['track_every']} iterations; init=real, seed {meta['seed']}, lambda_sdc=0. Trend: end/start "
+              f"{_every(runs, meta)} iterations; init=real, seed {meta['seed']}, lambda_sdc=0. Trend: end/start "
               f"above {1 + tol:g} = harder, below {1 - tol:g} = easier.", "",
-              "| IPC | method | family | network | iterations | GraDN start | GraDN end | end/start | min/max of "
-              "ratio | trend |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "Image norm end/start: the mean per-image L2 norm of the set at the end over that at iteration 0 "
+              "(GraDN scales with the input, so a set that only shrinks would look easier).", "",
+              "| IPC | method | family | network | init | iterations | GraDN start | GraDN end | end/start | "
+              "min/max of ratio | image norm end/start | trend |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         if r.get("status") != "ok":
             lines.append(f"| {r['ipc']} | {r['method'].upper()} | {r['family']} | {r.get('model') or '-'} | "
-                         f"{r['iterations']} | - | - | - | - | not run: {r.get('reason', '?').replace('|', '/')} |")
+                         f"{r.get('init', '-')} | {r['iterations']} | - | - | - | - | - | not run: "
+                         f"{r.get('reason', '?').replace('|', '/')} |")
             continue
         c = r["curve"]
         ratios = [g / c[0][1] for _, g in c] if c and c[0][1] else []
-        lines.append(f"| {r['ipc']} | {r['method'].upper()} | {r['family']} | {r['model']} | {r['iterations']} | "
-                     f"{r['gradn_start']:.4g} | {r['gradn_end']:.4g} | {r['ratio_end']:.3f} | "
-                     f"{min(ratios):.3f} / {max(ratios):.3f} | {_trend(r, tol)} |")
+        nr = r.get("norm_ratio")
+        lines.append(f"| {r['ipc']} | {r['method'].upper()} | {r['family']} | {r['model']} | {r.get('init', '-')} | "
+                     f"{r['iterations']} | {r['gradn_start']:.4g} | {r['gradn_end']:.4g} | {r['ratio_end']:.3f} | "
+                     f"{min(ratios):.3f} / {max(ratios):.3f} | {f'{nr:.3f}' if nr else '-'} | {_trend(r, tol)} |")
     lines.append("")
     for ipc in sorted({r["ipc"] for r in runs}):
         fam: dict = {}
@@ -461,6 +564,13 @@ def write_difficulty_outputs(out: Path, dataset: str, command: str | None = None
     _plot_difficulty(fig, runs, dataset)
     _log(f"wrote {Path(out) / f'difficulty-{dataset}.md'}, {fig}")
     return data
+
+
+def _every(runs: list[dict], meta: dict) -> str:
+    by_ipc: dict = {}
+    for r in runs:
+        by_ipc.setdefault(r["ipc"], set()).add(r.get("track_every", meta.get("track_every")))
+    return "; ".join(f"{'/'.join(str(v) for v in sorted(vs, key=str))} (IPC {i})" for i, vs in sorted(by_ipc.items()))
 
 
 def _plot_difficulty(path: Path, runs: list[dict], dataset: str) -> None:
@@ -534,6 +644,9 @@ def add_arguments(parser) -> None:
                    help="distil with this network for every method (default: each preset's network)")
     p.add_argument("--panel-models", type=int, default=4, help="reference panel networks (default 4)")
     p.add_argument("--panel-epochs", type=int, default=1, help="reference panel epochs (default 1)")
+    p.add_argument("--own-init", action="store_true",
+                   help="let each method draw its own initial real images (default: the same images for all, "
+                        "except DATM, whose initialisation is part of the method)")
     p.add_argument("--eval", action="store_true", help="also run each method's final evaluation")
     p.add_argument("--rerun", action="store_true", help="run again even where a finished run exists")
     p.add_argument("--runs", default="runs/study", help="where the run directories go (default runs/study)")
