@@ -52,7 +52,7 @@ def test_crossover_sentence():
 def test_selection_plumbing_on_digits(tmp_path):
     out = tmp_path / "study"
     argv = ["study", "selection", "--dataset", "digits", "--ipcs", "1", "3", "--seeds", "0", "--epochs", "3",
-            "--max-steps", "2", "--eval-model", "ConvNetW32", "--panel-model", "ConvNetW32", "--panel-models", "2",
+            "--max-steps", "2", "--eval-model", "ConvNetW32", "--panel-model", "ConvNetW32", "--panel-models", "1",
             "--panel-subset", "200", "--pool", "20", "--out", str(out)]
     assert main(argv) == 0
     rows = [json.loads(line) for line in (out / "selection-digits.jsonl").read_text().splitlines()]
@@ -61,6 +61,7 @@ def test_selection_plumbing_on_digits(tmp_path):
     by = {(r["ipc"], r["method"]): r for r in rows}
     assert by[(3, "easiest")]["sel_gradn_mean"] < by[(3, "random")]["sel_gradn_mean"] \
         < by[(3, "hardest")]["sel_gradn_mean"]
+    assert list((tmp_path / "cache" / "panels").glob("*-scores-*.safetensors"))  # pool scores cached
     for f in ("selection.md", "selection.png", "selection.json"):
         assert (out / f).is_file()
     md = (out / "selection.md").read_text()
@@ -89,7 +90,7 @@ def test_difficulty_plumbing_on_digits(tmp_path):
     assert runs["mtt"]["status"] == "failed" and runs["mtt"]["reason"]  # no expert buffer for digits
     md = (out / "difficulty-digits.md").read_text()
     assert "| 1 | DM | distribution | ConvNetW32 | shared |" in md and "not run" in md
-    assert runs["dm"]["norm_ratio"] > 0
+    assert runs["dm"]["norm_ratio"] > 0 and runs["dm"]["hard_ratio"] > 0
     assert (out / "difficulty-digits.png").is_file()
 
 

@@ -110,9 +110,26 @@ def pick_by_rule(pools: list[torch.Tensor], scores: dict[int, torch.Tensor], rul
 
 
 def _score_pools(dataset, pools, panel, chunk: int = 64) -> dict[int, torch.Tensor]:
+    """GraDN of every pool image, per class; cached beside the panel (keyed by the panel and the pool's indices)."""
+    import hashlib
+    from safetensors.torch import load_file, save_file
+    from .difficulty import default_panel_dir
+    from .distilled import atomic_write
+    h = hashlib.sha256(repr([p.tolist() for p in pools]).encode()).hexdigest()[:12]
+    key = panel.meta.get("cache_key")
+    file = default_panel_dir() / f"{key}-scores-{h}.safetensors" if key else None
+    if file is not None and file.is_file():
+        try:
+            t = load_file(str(file))
+            return {c: t[f"c{c}"] for c in range(len(pools))}
+        except Exception:  # unreadable: recompute
+            pass
     scores = {}
     for c, idx in enumerate(pools):
         scores[c] = panel.gradn(dataset.x_train[idx], dataset.y_train[idx], chunk=chunk)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(file, lambda tmp: save_file({f"c{c}": v.contiguous() for c, v in scores.items()}, tmp))
     return scores
 
 
@@ -410,8 +427,8 @@ def _difficulty_study(a) -> dict:
             key = (ipc, method)
             if key in results and results[key].get("status") == "ok" and results[key]["iterations"] == n_it \
                     and not a.rerun:
-                if "norm_ratio" not in results[key]:  # runs finished before image norms were recorded
-                    _add_norms(results[key], ds, a)
+                if results[key].get("diag") != DIAG_VERSION:  # runs finished before these diagnostics existed
+                    _add_norms(results[key], ds, a, panel)
                     _write_difficulty(out, ds.name, results, a)
                 continue
             preset = _preset_for(method, ds.name, ipc)
@@ -450,7 +467,7 @@ def _difficulty_study(a) -> dict:
                 rec["ratio_end"] = curve[-1][1] / curve[0][1] if curve[0][1] else float("nan")
             rec["seconds"] = round(time.perf_counter() - t, 1)
             if rec["status"] == "ok":
-                _add_norms(rec, ds, a)
+                _add_norms(rec, ds, a, panel)
             results[key] = rec
             if curve:
                 _log(f"{method} ipc {ipc}: GraDN {rec['gradn_start']:.4g} -> {rec['gradn_end']:.4g} "
@@ -459,9 +476,15 @@ def _difficulty_study(a) -> dict:
     return write_difficulty_outputs(out, ds.name, getattr(a, "_command", None))
 
 
-def _add_norms(rec: dict, ds, a) -> None:
-    """rec['norm_start'/'norm_end'/'norm_ratio']: mean per-image L2 norm of the synthetic set at iteration 0 and at
-    the end (GraDN grows with the input's scale, so a set that merely shrinks looks easier)."""
+DIAG_VERSION = 2
+
+
+def _add_norms(rec: dict, ds, a, panel) -> None:
+    """Diagnostics beside the GraDN curve, from the initial and the final set:
+    rec['norm_start'/'norm_end'/'norm_ratio']: mean per-image L2 norm (GraDN grows with the input's scale, so a set
+    that merely shrinks looks easier); rec['hard_start'/'hard_end'/'hard_ratio']: GraDN of the images with their
+    class as a hard label (methods with soft labels, TESLA and DATM, are tracked against their current soft labels,
+    which move too; this separates what the images did)."""
     from .config import build_config
     from .distilled import Distilled
     from .methods import get_method, method_params
@@ -473,9 +496,15 @@ def _add_norms(rec: dict, ds, a) -> None:
         m = get_method(cfg.method)(cfg, ds)
         m.init_synthetic()
         x0 = m.images.detach().flatten(1).norm(dim=1)
-        x1 = Distilled.load(run_dir / "distilled.safetensors").images.flatten(1).norm(dim=1)
+        d1 = Distilled.load(run_dir / "distilled.safetensors")
+        x1 = d1.images.flatten(1).norm(dim=1)
         rec["norm_start"], rec["norm_end"] = float(x0.mean()), float(x1.mean())
         rec["norm_ratio"] = rec["norm_end"] / rec["norm_start"]
+        hard = torch.arange(ds.num_classes).repeat_interleave(cfg.ipc)
+        rec["hard_start"] = float(panel.gradn(m.images.detach().cpu(), hard).mean())
+        rec["hard_end"] = float(panel.gradn(d1.images.float(), hard).mean())
+        rec["hard_ratio"] = rec["hard_end"] / rec["hard_start"]
+        rec["diag"] = DIAG_VERSION
     except Exception as e:  # a diagnostic only: never lose the run for it
         rec["norm_ratio"] = None
         _log(f"{rec['method']} ipc {rec['ipc']}: image norms not measured ({type(e).__name__}: {e})")
@@ -494,7 +523,10 @@ def _write_difficulty(out: Path, dataset: str, results: dict, a) -> None:
         if jf.is_file():
             try:
                 for r in json.loads(jf.read_text()).get("runs", []):
-                    results.setdefault((r["ipc"], r["method"]), r)
+                    if r["ipc"] not in a.ipc:  # another invocation's IPC: the file has its latest state
+                        results[(r["ipc"], r["method"])] = r
+                    else:
+                        results.setdefault((r["ipc"], r["method"]), r)
             except (json.JSONDecodeError, KeyError):
                 pass
         _write_difficulty_locked(out, dataset, results, a)
@@ -536,13 +568,16 @@ def write_difficulty_outputs(out: Path, dataset: str, command: str | None = None
               f"{_every(runs, meta)} iterations; init=real, seed {meta['seed']}, lambda_sdc=0. Trend: end/start "
               f"above {1 + tol:g} = harder, below {1 - tol:g} = easier.", "",
               "Image norm end/start: the mean per-image L2 norm of the set at the end over that at iteration 0 "
-              "(GraDN scales with the input, so a set that only shrinks would look easier).", "",
+              "(GraDN scales with the input, so a set that only shrinks would look easier). Hard-label GraDN "
+              "end/start: the same ratio with each image's class as a hard label (TESLA and DATM are tracked "
+              "against their own soft labels, which change during the run).", "",
               "| IPC | method | family | network | init | iterations | GraDN start | GraDN end | end/start | "
-              "min/max of ratio | image norm end/start | trend |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "min/max of ratio | image norm end/start | hard-label GraDN end/start | trend |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         if r.get("status") != "ok":
             lines.append(f"| {r['ipc']} | {r['method'].upper()} | {r['family']} | {r.get('model') or '-'} | "
-                         f"{r.get('init', '-')} | {r['iterations']} | - | - | - | - | - | not run: "
+                         f"{r.get('init', '-')} | {r['iterations']} | - | - | - | - | - | - | not run: "
                          f"{r.get('reason', '?').replace('|', '/')} |")
             continue
         c = r["curve"]
@@ -550,7 +585,8 @@ def write_difficulty_outputs(out: Path, dataset: str, command: str | None = None
         nr = r.get("norm_ratio")
         lines.append(f"| {r['ipc']} | {r['method'].upper()} | {r['family']} | {r['model']} | {r.get('init', '-')} | "
                      f"{r['iterations']} | {r['gradn_start']:.4g} | {r['gradn_end']:.4g} | {r['ratio_end']:.3f} | "
-                     f"{min(ratios):.3f} / {max(ratios):.3f} | {f'{nr:.3f}' if nr else '-'} | {_trend(r, tol)} |")
+                     f"{min(ratios):.3f} / {max(ratios):.3f} | {f'{nr:.3f}' if nr else '-'} | "
+                     f"{_fmt_ratio(r.get('hard_ratio'))} | {_trend(r, tol)} |")
     lines.append("")
     for ipc in sorted({r["ipc"] for r in runs}):
         fam: dict = {}
@@ -564,6 +600,10 @@ def write_difficulty_outputs(out: Path, dataset: str, command: str | None = None
     _plot_difficulty(fig, runs, dataset)
     _log(f"wrote {Path(out) / f'difficulty-{dataset}.md'}, {fig}")
     return data
+
+
+def _fmt_ratio(v) -> str:
+    return f"{v:.3f}" if isinstance(v, (int, float)) and math.isfinite(v) else "-"
 
 
 def _every(runs: list[dict], meta: dict) -> str:
