@@ -592,7 +592,9 @@ def write_difficulty_outputs(out: Path, dataset: str, command: str | None = None
         fam: dict = {}
         for r in runs:
             if r["ipc"] == ipc and r.get("status") == "ok":
-                fam.setdefault(r["family"], []).append(f"{r['method'].upper()} {_trend(r, tol)}")
+                t, th = _trend(r, tol), _trend({"ratio_end": r.get("hard_ratio")}, tol)
+                fam.setdefault(r["family"], []).append(
+                    f"{r['method'].upper()} {t}" + (f" (images with hard labels: {th})" if th not in ("-", t) else ""))
         lines.append(f"- IPC {ipc}: " + "; ".join(f"{f}: {', '.join(v)}" for f, v in fam.items()))
     md = "\n".join(lines) + "\n"
     _atomic_text(Path(out) / f"difficulty-{dataset}.md", md)
