@@ -92,7 +92,7 @@ def test_study_json_and_readme_splice(tmp_path):
     readme.write_text("# x\n\n## Results\n\nRESULTS_PLACEHOLDER\n\n## After\n")
     assert main(["report", str(f), "--readme", str(readme), "--title", "Selection"]) == 0
     text = readme.read_text()
-    assert "| Hardest (GraDN) | 97.50 ± 0.71† |" in text and "(selection.png)" in text and "## After" in text
+    assert "| Hardest (GraDN) | 97.50 ± 0.71† |" in text  # ConvNet by default: no model in the label and "(selection.png)" in text and "## After" in text
     assert main(["report", str(f), "--readme", str(readme)]) == 0  # regenerated in place between the markers
     text2 = readme.read_text()
     assert text2.count(report.START) == 1 and "## Results\n\n" in text2 and "## After" in text2
@@ -126,3 +126,10 @@ def test_a_run_met_twice_counts_once(tmp_path):
                                  iterations=100, eval_epochs=300, run_dir=str(d))) + "\n")
     recs, _ = report.load_records([f, tmp_path / "runs"])
     assert len(recs) == 1
+
+
+def test_other_architecture_is_labelled_and_a_lone_network_has_no_spread(tmp_path):
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps([dict(dataset="mnist", ipc=1, method="random", seed=0, accs=[0.5], model="ConvNetW32")]))
+    md = report.render(report.load_records([f])[0])
+    assert "| Random (ConvNetW32) | 50.00 |" in md and "without ±" in md
