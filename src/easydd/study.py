@@ -519,7 +519,7 @@ def _write_difficulty(out: Path, dataset: str, results: dict, a) -> None:
     # another process may be filling other IPCs into the same file: keep its runs (under a lock)
     from .difficulty import _file_lock
     jf = out / f"difficulty-{dataset}.json"
-    with _file_lock(out / f".difficulty-{dataset}.lock"):
+    with _file_lock(Path(a.runs) / f".difficulty-{dataset}.lock"):  # beside the runs, not the results
         if jf.is_file():
             try:
                 for r in json.loads(jf.read_text()).get("runs", []):
