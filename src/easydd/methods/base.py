@@ -58,7 +58,7 @@ class Method:
         return slice(c * self.ipc, (c + 1) * self.ipc)
 
     def init_synthetic(self) -> None:
-        g = generator(derive_seed(self.cfg.seed, self.name, "init"))
+        g = generator(derive_seed(self.cfg.seed, "init"))  # same seed -> same start for every method
         if self.cfg.init == "real":
             imgs = torch.cat([self.real_batch(c, self.ipc, g) for c in range(self.num_classes)])
         else:
