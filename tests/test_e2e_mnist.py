@@ -20,10 +20,12 @@ def acc(d, ds, seed=0):
     return evaluate_distilled(d, ds, seed=seed, **EVAL)["models"]["ConvNet"]["mean"]
 
 
-def test_herding_beats_random_at_ipc10(mnist):
-    herd = [acc(select(mnist, "herding", 10, seed=s), mnist, s) for s in range(2)]
-    rand = [acc(select(mnist, "random", 10, seed=s), mnist, s) for s in range(2)]
-    assert sum(herd) / 2 > sum(rand) / 2, (herd, rand)
+def test_herding_beats_random_at_ipc1(mnist):
+    """Herding's feature-mean images are far better than random ones at IPC 1 (DC paper: 89.2 vs 64.9 on MNIST).
+    At IPC 10 the literature has random ahead (95.1 vs 93.7), so that is not asserted; see the closing note."""
+    herd = [acc(select(mnist, "herding", 1, seed=s, pool=1000), mnist, s) for s in range(2)]
+    rand = [acc(select(mnist, "random", 1, seed=s), mnist, s) for s in range(2)]
+    assert sum(herd) / 2 > sum(rand) / 2 + 0.03, (herd, rand)
 
 
 @pytest.fixture(scope="module")

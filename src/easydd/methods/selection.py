@@ -76,8 +76,12 @@ def kcenter(features: torch.Tensor, k: int) -> list[int]:
     return chosen
 
 
-def select(dataset, method: str, ipc: int, seed: int = 0, panel=None, progress: bool = True) -> Distilled:
-    """Choose ``ipc`` real training images per class by ``method``; returned as a ``Distilled`` set."""
+def select(dataset, method: str, ipc: int, seed: int = 0, panel=None, progress: bool = True,
+           pool: int | None = None) -> Distilled:
+    """Choose ``ipc`` real training images per class by ``method``; returned as a ``Distilled`` set.
+
+    ``pool``: consider only a seeded random subset of this many images per class (None: all), which bounds the
+    cost of feature extraction and difficulty scoring on large datasets."""
     if method not in SELECTION_METHODS:
         raise UserError(f"unknown selection method {method!r}; choose one of {', '.join(SELECTION_METHODS)}")
     check_ipc(dataset, ipc)
@@ -87,10 +91,17 @@ def select(dataset, method: str, ipc: int, seed: int = 0, panel=None, progress: 
     if method in ("easiest", "hardest"):
         from ..difficulty import reference_panel
         panel = panel or reference_panel(dataset, seed=seed)
-        scores = panel.gradn(dataset.x_train, dataset.y_train)
+        scores = torch.full((dataset.x_train.shape[0],), float("nan"))
+        for c in range(dataset.num_classes):  # score only the candidates (the pool), class by class
+            idx = dataset.class_indices(c)
+            if pool is not None and pool < len(idx):
+                idx = idx[torch.randperm(len(idx), generator=generator(derive_seed(seed, "pool", c)))[:max(pool, ipc)]]
+            scores[idx] = panel.gradn(dataset.x_train[idx], dataset.y_train[idx])
     picked = []
     for c in range(dataset.num_classes):
         idx = dataset.class_indices(c)
+        if pool is not None and pool < len(idx):
+            idx = idx[torch.randperm(len(idx), generator=generator(derive_seed(seed, "pool", c)))[:max(pool, ipc)]]
         if method == "random":
             sel = idx[torch.randperm(len(idx), generator=g)[:ipc]]
         elif method in ("herding", "kcenter"):
