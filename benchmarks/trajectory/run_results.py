@@ -36,27 +36,32 @@ def run_name(method, lam, seed):
     return f"{method}-{DATASET}-ipc1-l{lam:g}-s{seed}"
 
 
-def one_run(method, lam, seed, ds):
+ABLATIONS = {"tesla-hard": ("tesla", {"soft_labels": False}), "tesla-exact": ("tesla", {"exact": True}),
+             "tesla-hard-exact": ("tesla", {"soft_labels": False, "exact": True})}
+
+
+def one_run(method, lam, seed, ds, variant=None):
     import torch
     from easydd.config import build_config
     from easydd.distill import distill
     from easydd.evaluate import evaluate_distilled
     from easydd.methods import method_params
-    name = run_name(method, lam, seed)
+    name = run_name(variant or method, lam, seed)
     out = RUNS / f"{name}.json"
+    extra = ABLATIONS[variant][1] if variant else {}
     if out.exists():
         return json.loads(out.read_text())
     cfg = build_config(f"{method}-{DATASET}-ipc1-cpu", dict(lambda_sdc=lam, seed=seed, name=name,
                                                              out_dir="runs/tm_results", eval_models=EVAL["models"],
                                                              eval_num_models=EVAL["num_models"],
-                                                             eval_epochs=EVAL["epochs"]), method_params)
+                                                             eval_epochs=EVAL["epochs"], **extra), method_params)
     t0 = time.time()
     r = distill(cfg, ds, progress=False, final_eval=True, resume=True)
     val = evaluate_distilled(r.distilled, ds, split="val", seed=seed, progress=False, **EVAL)
     import csv
     rows = list(csv.DictReader(open(r.run_dir / "curves.csv")))
     curve = [(int(x["iteration"]), float(x["gradn"])) for x in rows if x.get("gradn")]
-    summary = {"method": method, "lambda_sdc": lam, "seed": seed, "preset": f"{method}-{DATASET}-ipc1-cpu",
+    summary = {"method": method, "variant": variant, "settings": extra, "lambda_sdc": lam, "seed": seed, "preset": f"{method}-{DATASET}-ipc1-cpu",
                "test_accs": r.metrics["last"]["models"]["ConvNetW32"]["accs"],
                "test_mean": r.metrics["last"]["models"]["ConvNetW32"]["mean"],
                "val_accs": val["models"]["ConvNetW32"]["accs"], "val_mean": val["models"]["ConvNetW32"]["mean"],
@@ -115,7 +120,7 @@ def jobs(stage):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("stage", choices=["sweep", "seeds", "random", "report"])
+    p.add_argument("stage", choices=["sweep", "seeds", "random", "ablation", "report"])
     p.add_argument("--worker", default="0/1")
     args = p.parse_args()
     if args.stage == "report":
@@ -125,6 +130,10 @@ def main():
     if args.stage == "random":
         for seed in SEEDS:
             random_baseline(ds, seed)
+        return
+    if args.stage == "ablation":  # TESLA: which part costs accuracy, the soft labels or the first-order gradient?
+        for v in ABLATIONS:
+            one_run("tesla", 0.0, 0, ds, variant=v)
         return
     w, n = (int(x) for x in args.worker.split("/"))
     for i, (m, lam, seed) in enumerate(jobs(args.stage)):
@@ -140,7 +149,9 @@ def _ms(xs):
 
 def report():
     import glob
-    runs = [json.loads(Path(f).read_text()) for f in sorted(glob.glob(str(RUNS / "*.json")))]
+    allruns = [json.loads(Path(f).read_text()) for f in sorted(glob.glob(str(RUNS / "*.json")))]
+    runs = [r for r in allruns if not r.get("variant")]
+    ablation = [r for r in allruns if r.get("variant")]
     table = {}
     for m in METHODS:
         lam = best_lambda(m)
@@ -171,7 +182,7 @@ def report():
                          n_models=len(accs))
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "dataset": DATASET, "ipc": 1,
               "eval": EVAL, "lambdas_swept": LAMBDAS, "seeds": SEEDS, "table": table, "val_sweep_seed0": sweep,
-              "random": rnd_entry, "runs": runs}
+              "random": rnd_entry, "ablation": ablation, "runs": runs}
     (HERE / "results.json").write_text(json.dumps(result, indent=1))
     plot_curves(runs)
     (HERE / "results.md").write_text(results_md(result))
@@ -234,6 +245,16 @@ def results_md(res) -> str:
     for m, d in res["val_sweep_seed0"].items():
         lines.append(f"| {m.upper()} | " + " | ".join(f"{100 * d[l]:.2f}" if l in d else "-"
                                                       for l in res["lambdas_swept"]) + " |")
+    base = {r["method"]: r for r in res["runs"] if r.get("seed") == 0 and r.get("lambda_sdc") == 0.0}
+    if res.get("ablation"):
+        lines += ["", "TESLA ablation (seed 0, lambda 0, 5 models): soft labels vs hard labels, first-order vs exact "
+                  "gradient:", "", "| variant | settings | test acc (%) | val acc (%) |", "|---|---|---|---|"]
+        if "tesla" in base:
+            t = base["tesla"]
+            lines.append(f"| tesla (preset) | soft labels, first-order | {100 * t['test_mean']:.2f} | "
+                         f"{100 * t['val_mean']:.2f} |")
+        for r in res["ablation"]:
+            lines.append(f"| {r['variant']} | {r['settings']} | {100 * r['test_mean']:.2f} | {100 * r['val_mean']:.2f} |")
     lines += ["", "GraDN curves (synthetic set's mean GraDN on the driver's reference panel, every 25 "
               "iterations): `gradn_curves.png`.", ""]
     return "\n".join(lines) + "\n"
