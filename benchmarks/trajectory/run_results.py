@@ -222,7 +222,13 @@ def results_md(res) -> str:
              "the validation split (5000 images carved from the training set); then seeds "
              f"{list(res['seeds'])} for lambda = 0 and the chosen lambda (batch-mode SDC)",
              "- command: `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 PYTHONPATH=src OMP_NUM_THREADS=1 "
-             ".venv/bin/python benchmarks/trajectory/run_results.py {sweep,seeds,random,report}`", "",
+             ".venv/bin/python benchmarks/trajectory/run_results.py {sweep,seeds,random,ablation,report}`",
+             "- code: every run started before commit c00095c (2026-11-27 23:21 UTC). That commit changed "
+             "`Method.init_synthetic` so that all methods draw the same initial real images for a seed (before "
+             "it, the method name was part of the init seed). A rerun with the current code follows the same "
+             "protocol, but MTT/FTD/TESLA start from other real images, so the numbers will differ within noise. "
+             "DATM's correct-sample init and the random baseline are unaffected.",
+             "- machine: 2 shared CPU cores (Intel Xeon), one thread per run, two runs at a time", "",
              "",
              "Test accuracy: mean +- std over all seeds x models (15 networks); `seed means` = the per-seed means. "
              "GraDN: the synthetic set's mean GraDN on the driver's fixed reference panel (4 ConvNets, 1 epoch on "
