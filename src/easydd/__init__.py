@@ -4,7 +4,7 @@ The few calls a user needs::
 
     import easydd
     ds = easydd.load_dataset("mnist")
-    run = easydd.distill(easydd.config(method="dsa", dataset="mnist", ipc=1, lambda_sdc=0.01))
+    run = easydd.distill(easydd.make_config(method="dsa", dataset="mnist", ipc=1, lambda_sdc=0.01))
     print(easydd.evaluate(run.distilled, ds))
     d = easydd.Distilled.load("runs/dsa-mnist-ipc1-s0")
 """
@@ -21,7 +21,7 @@ def load_dataset(*args, **kwargs):
     return _ld(*args, **kwargs)
 
 
-def config(preset: str | None = None, **overrides):
+def make_config(preset: str | None = None, **overrides):
     """A validated RunConfig from an optional preset plus keyword overrides."""
     from .config import build_config
     from .methods import method_params
@@ -43,4 +43,4 @@ def select(dataset, method: str, ipc: int, seed: int = 0):
     return _s(dataset, method, ipc, seed)
 
 
-__all__ = ["Distilled", "UserError", "load_dataset", "config", "distill", "evaluate", "select", "__version__"]
+__all__ = ["Distilled", "UserError", "load_dataset", "make_config", "distill", "evaluate", "select", "__version__"]
