@@ -18,14 +18,6 @@ from easydd.nets import make_network
 from easydd.train import soft_cross_entropy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: one thread is faster, and far faster when the cores are shared with other jobs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def gen(seed: int) -> torch.Generator:
     g = torch.Generator()

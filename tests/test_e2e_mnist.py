@@ -4,7 +4,6 @@ These are the slowest tests (a few minutes on 2 cores). Budgets are cut far belo
 margins asserted are modest; the README's results tables use the real protocol.
 """
 import pytest
-import torch
 
 from easydd.config import build_config
 from easydd.evaluate import evaluate_distilled

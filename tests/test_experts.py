@@ -12,14 +12,6 @@ from easydd.nets import make_network
 from easydd.runtime import derive_seed
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared machine spinning OpenMP threads cost a lot."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def fake_dataset(name="fake", classes=3, per_class=12, seed=0):
     g = torch.Generator().manual_seed(seed)

@@ -15,14 +15,6 @@ from easydd.methods.trajectory import Step, matching_loss, tesla_gradients
 from easydd.train import soft_cross_entropy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared machine spinning OpenMP threads cost a lot."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # TESLA's constant-memory gradient against the full unroll (tiny tanh MLP, float64)

@@ -51,7 +51,6 @@ def main():
                          "log": r.stdout.strip().splitlines()[-6:]})
             print(rows[-1], flush=True)
         sys.path.insert(0, str(HERE.parents[1] / "src"))
-        import torch
         from easydd.experts import ExpertBuffer
         a, b = ExpertBuffer(tmp / "p1"), ExpertBuffer(tmp / "p2")
         maxdiff = max(float((a.params(i, -1) - b.params(i, -1)).abs().max()) for i in range(len(a)))

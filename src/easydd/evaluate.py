@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-import torch
 from tqdm.auto import tqdm
 
 from .augment import DSA, PlainAugment, default_strategy

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import torch
 
@@ -62,26 +61,9 @@ def derive_seed(seed: int, *keys: int | str) -> int:
 
 
 class PeakMemory:
-    """Peak resident memory of this process (Linux ru_maxrss) in MiB, and CUDA peak when on a GPU."""
+    """Peak resident memory of this process (Linux ru_maxrss) in MiB."""
 
     @staticmethod
     def rss_mib() -> float:
         import resource
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-    @staticmethod
-    def current_rss_mib() -> float:
-        try:
-            with open("/proc/self/statm") as f:
-                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-        except OSError:
-            return float("nan")
-
-
-class Timer:
-    def __enter__(self):
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.t0

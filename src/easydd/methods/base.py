@@ -10,11 +10,9 @@ resumes from a checkpoint continues exactly as an uninterrupted one would.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ..distilled import Distilled
 from ..nets import make_network
@@ -131,4 +129,4 @@ def class_loss_grads(net, x, y, create_graph=True):
     return loss, torch.autograd.grad(loss, params, create_graph=create_graph)
 
 
-__all__ = ["Method", "flat_norm", "sdc_sample_term", "class_loss_grads", "dataclass", "dataclasses", "F"]
+__all__ = ["Method", "flat_norm", "sdc_sample_term", "class_loss_grads"]

@@ -76,6 +76,14 @@ def kcenter(features: torch.Tensor, k: int) -> list[int]:
     return chosen
 
 
+def candidates(dataset, c: int, pool: int | None, ipc: int, seed: int) -> torch.Tensor:
+    """Training indices of class ``c`` that selection may pick: all, or a seeded pool of ``pool`` of them."""
+    idx = dataset.class_indices(c)
+    if pool is not None and pool < len(idx):
+        idx = idx[torch.randperm(len(idx), generator=generator(derive_seed(seed, "pool", c)))[:max(pool, ipc)]]
+    return idx
+
+
 def select(dataset, method: str, ipc: int, seed: int = 0, panel=None, progress: bool = True,
            pool: int | None = None) -> Distilled:
     """Choose ``ipc`` real training images per class by ``method``; returned as a ``Distilled`` set.
@@ -93,15 +101,11 @@ def select(dataset, method: str, ipc: int, seed: int = 0, panel=None, progress: 
         panel = panel or reference_panel(dataset, seed=seed)
         scores = torch.full((dataset.x_train.shape[0],), float("nan"))
         for c in range(dataset.num_classes):  # score only the candidates (the pool), class by class
-            idx = dataset.class_indices(c)
-            if pool is not None and pool < len(idx):
-                idx = idx[torch.randperm(len(idx), generator=generator(derive_seed(seed, "pool", c)))[:max(pool, ipc)]]
+            idx = candidates(dataset, c, pool, ipc, seed)
             scores[idx] = panel.gradn(dataset.x_train[idx], dataset.y_train[idx])
     picked = []
     for c in range(dataset.num_classes):
-        idx = dataset.class_indices(c)
-        if pool is not None and pool < len(idx):
-            idx = idx[torch.randperm(len(idx), generator=generator(derive_seed(seed, "pool", c)))[:max(pool, ipc)]]
+        idx = candidates(dataset, c, pool, ipc, seed)
         if method == "random":
             sel = idx[torch.randperm(len(idx), generator=g)[:ipc]]
         elif method in ("herding", "kcenter"):
