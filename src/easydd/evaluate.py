@@ -37,8 +37,8 @@ def evaluate_distilled(distilled: Distilled, dataset, *, models=("ConvNet",), nu
         seeds = [derive_seed(seed, "eval", model, i) for i in range(num_models)]
         t0 = time.perf_counter()
         ens = Ensemble(model, dataset.shape[0], dataset.num_classes, dataset.shape[1:], seeds, stacked=stacked)
-        bar = tqdm(total=epochs, desc=f"eval {model} x{num_models}", disable=not progress, leave=False,
-                   unit="ep", dynamic_ncols=True)
+        bar = tqdm(total=epochs * num_models, desc=f"eval {model} x{num_models}", disable=not progress,
+                   leave=False, unit="epoch", dynamic_ncols=True)  # counts model-epochs
         ens.train(distilled.images.detach(), distilled.labels.detach(),
                   TrainSpec(epochs=epochs, lr=lr, batch_size=batch_size), aug=aug,
                   seed=derive_seed(seed, "eval-train", model), progress=bar)

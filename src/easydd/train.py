@@ -110,7 +110,7 @@ class Ensemble:
                 loss.backward()
                 opt.step()
             if progress is not None:
-                progress.update(1)
+                progress.update(k)  # one epoch of every model
 
     def _train_single(self, net, x, y, spec, aug, g, progress):
         net.train()
@@ -131,7 +131,7 @@ class Ensemble:
                 loss.backward()
                 opt.step()
             if progress is not None:
-                progress.update(1 / len(self))
+                progress.update(1)
 
     # -- inference ------------------------------------------------------------------------------------------
     @torch.no_grad()
