@@ -8,6 +8,7 @@ results.jsonl. Then `--table` writes results.md and gradn_curves.png.
 
     python benchmarks/matching_results.py --datasets mnist --ipcs 1 --methods dc dsa dsac dm \
         --lambdas 0.1 1 10 --seeds 0 1 2
+    python benchmarks/matching_results.py --datasets mnist --ipcs 1 --random --seeds 0 1 2   # the baseline
 """
 from __future__ import annotations
 
@@ -67,6 +68,20 @@ def run_one(ds, dataset, ipc, method, lam, seed, a) -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
+def run_random(ds, dataset, ipc, seed, a) -> dict:
+    """Random real images per class, evaluated like the DSA/DM sets (ConvNet, DSA, same epochs and models)."""
+    from easydd.evaluate import evaluate_distilled
+    from easydd.methods.selection import select
+    t = time.perf_counter()
+    d = select(ds, "random", ipc, seed=seed)
+    test = evaluate_distilled(d, ds, models=["ConvNet"], num_models=a.num_models, epochs=a.eval_epochs, dsa=True,
+                              seed=seed, progress=False)["models"]["ConvNet"]
+    return {"dataset": dataset, "ipc": ipc, "method": "random", "lambda_sdc": 0.0, "seed": seed,
+            "test_accs": test["accs"], "test_mean": test["mean"], "gradn_curve": [], "iterations": 0,
+            "eval_epochs": a.eval_epochs, "note": "random real images, evaluated with DSA",
+            "seconds": time.perf_counter() - t, "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", nargs="+", default=["mnist"])
@@ -81,6 +96,7 @@ def main() -> None:
     ap.add_argument("--track-every", type=int, default=10)
     ap.add_argument("--runs", default="runs/matching")
     ap.add_argument("--out", default=str(HERE / "results" / "matching"))
+    ap.add_argument("--random", action="store_true", help="only the random-selection baseline, every seed")
     ap.add_argument("--table", action="store_true", help="only write the table and figure from results.jsonl")
     a = ap.parse_args()
     import torch
@@ -94,6 +110,14 @@ def main() -> None:
         for dataset in a.datasets:
             ds = load_dataset(dataset)
             for ipc in a.ipcs:
+                if a.random:
+                    for s in a.seeds:
+                        if (dataset, ipc, "random", 0.0, s) not in done:
+                            r = run_random(ds, dataset, ipc, s, a)
+                            with open(jl, "a") as f:
+                                f.write(json.dumps(r) + "\n")
+                            print(f"{dataset} ipc{ipc} random seed={s}: test {100 * r['test_mean']:.2f}", flush=True)
+                    continue
                 for method in a.methods:
                     def get(lam, seed):
                         k = (dataset, ipc, method, lam, seed)
@@ -147,10 +171,13 @@ def write_table(jl: Path, out: Path) -> None:
         it = rs[0]["iterations"]
         lines.append(f"| {dataset} | {ipc} | {method.upper()} | {ms(base)} | {best if best is not None else '-'} | "
                      f"{ms(sdc)} | {pub if pub else '-'} | {it} ({rs[0]['note']}) | {g_end(base)} / {g_end(sdc)} |")
-        fig_data.append(((dataset, ipc, method), base, sdc, best))
+        if method != "random":
+            fig_data.append(((dataset, ipc, method), base, sdc, best))
     lines += ["", "Validation accuracy of the lambda sweep (first seed):", "",
               "| dataset | IPC | method | " + "lambda: val % |", "|---|---|---|---|"]
     for (dataset, ipc, method), rs in sorted(groups.items()):
+        if method == "random":
+            continue
         s0 = min(r["seed"] for r in rs)
         sw = sorted((r["lambda_sdc"], r["val_mean"]) for r in rs if r["seed"] == s0)
         lines.append(f"| {dataset} | {ipc} | {method.upper()} | " +

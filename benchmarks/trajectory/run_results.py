@@ -183,8 +183,27 @@ def report():
               "eval": EVAL, "lambdas_swept": LAMBDAS, "seeds": SEEDS, "table": table, "val_sweep_seed0": sweep,
               "random": rnd_entry, "ablation": ablation, "runs": runs}
     (HERE / "results.json").write_text(json.dumps(result, indent=1))
+    write_records(runs)
     plot_curves(runs)
     (HERE / "results.md").write_text(results_md(result))
+
+
+def write_records(runs):
+    """One JSON line per run in the form `easydd report` reads, so the README table puts these runs beside the
+    gradient-matching ones (evaluated with ConvNetW32, which the report marks). The random baseline stays in
+    results.md: the selection study already fills the report's random ConvNetW32 cell with another protocol."""
+    with open(HERE / "results.jsonl", "w") as f:
+        for r in runs:
+            if r["method"] not in METHODS:
+                continue
+            rec = {"dataset": DATASET, "ipc": 1, "method": r["method"], "lambda_sdc": r.get("lambda_sdc", 0.0),
+                   "seed": r["seed"], "test_accs": r["test_accs"], "model": EVAL["models"][0],
+                   "eval_epochs": EVAL["epochs"]}
+            if "val_mean" in r:
+                rec["val_mean"] = r["val_mean"]
+            if r.get("preset"):
+                rec["note"] = f"preset {r['preset']}"
+            f.write(json.dumps(rec) + "\n")
 
 
 def plot_curves(runs):
