@@ -12,6 +12,11 @@ Stages (each run is skipped when its summary JSON already exists, so the script 
         .venv/bin/python benchmarks/trajectory/run_results.py sweep --worker 0/2   # and 1/2 in parallel
     ... seeds --worker 0/2, random, report
 
+Fashion-MNIST (the same protocol; results-fashion_mnist.*): make its two expert buffers first, then every stage with
+`--dataset fashion_mnist`:
+
+    easydd experts --preset mtt-fashion_mnist-ipc1-cpu && easydd experts --preset ftd-fashion_mnist-ipc1-cpu
+
 Runs land in runs/tm_results/<name>/ (ignored by git); per-run summaries in benchmarks/trajectory/results_runs/.
 """
 from __future__ import annotations
@@ -27,7 +32,12 @@ RUNS = HERE / "results_runs"
 METHODS = ("mtt", "ftd", "tesla", "datm")
 LAMBDAS = (0.0, 0.01, 0.1)
 SEEDS = (0, 1, 2)
-DATASET = "mnist"
+DATASET = "mnist"  # --dataset rebinds it (and OUT) before anything runs
+
+
+def out_path(stem: str, ext: str) -> Path:
+    """results.md etc. for MNIST (the first dataset run), results-<dataset>.md for the others."""
+    return HERE / (f"{stem}.{ext}" if DATASET == "mnist" else f"{stem}-{DATASET}.{ext}")
 EVAL = dict(models=["ConvNetW32"], num_models=5, epochs=300, dsa=True)
 
 
@@ -121,7 +131,11 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("stage", choices=["sweep", "seeds", "random", "ablation", "report"])
     p.add_argument("--worker", default="0/1")
+    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"],
+                   help="the {method}-<dataset>-ipc1-cpu presets and their expert buffers")
     args = p.parse_args()
+    global DATASET
+    DATASET = args.dataset
     if args.stage == "report":
         return report()
     from easydd.data import load_dataset
@@ -148,7 +162,7 @@ def _ms(xs):
 
 def report():
     import glob
-    allruns = [json.loads(Path(f).read_text()) for f in sorted(glob.glob(str(RUNS / "*.json")))]
+    allruns = [json.loads(Path(f).read_text()) for f in sorted(glob.glob(str(RUNS / f"*-{DATASET}-ipc1-*.json")))]
     runs = [r for r in allruns if not r.get("variant")]
     ablation = [r for r in allruns if r.get("variant")]
     table = {}
@@ -182,17 +196,17 @@ def report():
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "dataset": DATASET, "ipc": 1,
               "eval": EVAL, "lambdas_swept": LAMBDAS, "seeds": SEEDS, "table": table, "val_sweep_seed0": sweep,
               "random": rnd_entry, "ablation": ablation, "runs": runs}
-    (HERE / "results.json").write_text(json.dumps(result, indent=1))
+    out_path("results", "json").write_text(json.dumps(result, indent=1))
     write_records(runs)
     plot_curves(runs)
-    (HERE / "results.md").write_text(results_md(result))
+    out_path("results", "md").write_text(results_md(result))
 
 
 def write_records(runs):
     """One JSON line per run in the form `easydd report` reads, so the README table puts these runs beside the
     gradient-matching ones (evaluated with ConvNetW32, which the report marks). The random baseline stays in
     results.md: the selection study already fills the report's random ConvNetW32 cell with another protocol."""
-    with open(HERE / "results.jsonl", "w") as f:
+    with open(out_path("results", "jsonl"), "w") as f:
         for r in runs:
             if r["method"] not in METHODS:
                 continue
@@ -225,14 +239,14 @@ def plot_curves(runs):
         ax.legend(fontsize=7)
     axes[0].set_ylabel("synthetic mean GraDN (log)", fontsize=8)
     fig.tight_layout()
-    fig.savefig(HERE / "gradn_curves.png", dpi=90)
+    fig.savefig(out_path("gradn_curves", "png"), dpi=90)
     plt.close(fig)
 
 
 def results_md(res) -> str:
-    lines = ["# Trajectory matching with SDC: MNIST, IPC 1, CPU presets", "",
+    lines = [f"# Trajectory matching with SDC: {DATASET}, IPC 1, CPU presets", "",
              f"- generated: {res['date']} (runs dated inside results.json)",
-             "- presets: `{mtt,ftd,tesla,datm}-mnist-ipc1-cpu` (their `note` says what the CPU budget cut)",
+             f"- presets: `{{mtt,ftd,tesla,datm}}-{DATASET}-ipc1-cpu` (their `note` says what the CPU budget cut)",
              f"- evaluation: {res['eval']['num_models']} ConvNetW32 per distilled set, {res['eval']['epochs']} "
              "epochs with DSA at the learned step size, test accuracy of the LAST set (no checkpoint selection "
              "on test)",
@@ -250,7 +264,7 @@ def results_md(res) -> str:
              "",
              "Test accuracy: mean +- std over all seeds x models (15 networks); `seed means` = the per-seed means. "
              "GraDN: the synthetic set's mean GraDN on the driver's fixed reference panel (4 ConvNets, 1 epoch on "
-             "10000 MNIST images) at iteration 0 and at the end, mean over seeds. GraDN of soft-labelled sets "
+             f"10000 {DATASET} images) at iteration 0 and at the end, mean over seeds. GraDN of soft-labelled sets "
              "(TESLA, DATM) is measured against softmax(labels) and is not comparable with hard-label sets.", "",
              "| method | lambda_sdc | seeds x models | test acc (%) | seed means (%) | GraDN start -> end |",
              "|---|---|---|---|---|---|"]
