@@ -162,6 +162,15 @@ def test_stacked_and_sequential_training_agree(digits):
             assert torch.allclose(sa[k], sb[k], atol=1e-4), k
 
 
+@pytest.mark.parametrize("stacked", [False, True])
+def test_training_with_a_diverging_learning_rate_names_the_fix(digits, stacked):
+    from easydd.train import DivergenceError
+    x, y = digits.x_train[:20], digits.y_train[:20]
+    with pytest.raises(DivergenceError, match="lower the learning rate"):
+        Ensemble("ConvNetD2W16", 1, 10, (8, 8), [0], stacked=stacked).train(
+            x, y, TrainSpec(epochs=20, lr=1e30, batch_size=10), seed=0)
+
+
 def test_evaluate_reports_final_epoch_test_accuracy(digits):
     from easydd.evaluate import evaluate_distilled
     from easydd.methods.selection import select

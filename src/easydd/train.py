@@ -36,6 +36,16 @@ class DivergenceError(RuntimeError):
     """Training produced a NaN/inf loss: the learning rate is too high for these data."""
 
 
+def _sgd_step(opt, loss: torch.Tensor, epoch: int, spec: TrainSpec) -> None:
+    """One optimiser step, refusing a non-finite loss with the fix (a lower learning rate) in the message."""
+    if not torch.isfinite(loss):
+        raise DivergenceError(f"training loss became {float(loss)} at epoch {epoch}; lower the learning rate "
+                              f"(now {spec.lr:g})")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy against hard labels (N,) or soft-label logits (N, K) (target = softmax(logits))."""
     if targets.dim() == 1:
@@ -102,13 +112,7 @@ class Ensemble:
                 xb = torch.stack(xb)
                 yb = torch.stack([y[o[b]] for o in orders])
                 logits = self._vf(self.params, self.buffers, xb)
-                loss = sum(soft_cross_entropy(logits[i], yb[i]) for i in range(k))
-                if not torch.isfinite(loss):
-                    raise DivergenceError(f"training loss became {float(loss)} at epoch {ep}; lower the learning "
-                                          f"rate (now {spec.lr:g})")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                _sgd_step(opt, sum(soft_cross_entropy(logits[i], yb[i]) for i in range(k)), ep, spec)
             if progress is not None:
                 progress.update(k)  # one epoch of every model
 
@@ -123,13 +127,7 @@ class Ensemble:
                 xb = x[idx] if aug is None else aug(x[idx], g)
                 if xb.shape[0] == 1 and has_batchnorm(net):
                     continue  # BatchNorm cannot train on a single image
-                loss = soft_cross_entropy(net(xb), y[idx])
-                if not torch.isfinite(loss):
-                    raise DivergenceError(f"training loss became {float(loss)} at epoch {ep}; lower the learning "
-                                          f"rate (now {spec.lr:g})")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                _sgd_step(opt, soft_cross_entropy(net(xb), y[idx]), ep, spec)
             if progress is not None:
                 progress.update(1)
 
