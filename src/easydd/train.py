@@ -39,7 +39,7 @@ class DivergenceError(RuntimeError):
 def _sgd_step(opt, loss: torch.Tensor, epoch: int, spec: TrainSpec) -> None:
     """One optimiser step, refusing a non-finite loss with the fix (a lower learning rate) in the message."""
     if not torch.isfinite(loss):
-        raise DivergenceError(f"training loss became {float(loss)} at epoch {epoch}; lower the learning rate "
+        raise DivergenceError(f"training loss became {float(loss.detach())} at epoch {epoch}; lower the learning rate "
                               f"(now {spec.lr:g})")
     opt.zero_grad(set_to_none=True)
     loss.backward()
