@@ -77,3 +77,24 @@ def test_distill_writes_the_run_directory_and_resumes(capsys, tmp_path):
     code, out, err = run(capsys, *args)
     assert code == 0 and "resumed" in (run_dir / "log.txt").read_text()
     assert (Distilled.load(run_dir).images == first).all()
+
+
+def test_distill_and_select_on_your_own_npz(capsys, tmp_path):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 10)
+    x = rng.integers(0, 255, size=(30, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "toy.npz", x_train=x, y_train=y, x_test=x[:9], y_test=y[:9])
+    data = str(tmp_path / "toy.npz")
+    code, out, err = run(capsys, "distill", "method=dm", f"dataset={data}", "model=ConvNetD2W16", "iterations=2",
+                         "val_size=3", "eval_models=[MLP]", "eval_num_models=1", "eval_epochs=2", "--out",
+                         str(tmp_path / "runs"), "--quiet")
+    assert code == 0, err
+    assert (tmp_path / "runs" / "dm-toy-ipc1-s0" / "distilled.safetensors").exists()
+    # the set remembers where its data came from: eval needs no --dataset
+    code, out, err = run(capsys, "eval", str(tmp_path / "runs" / "dm-toy-ipc1-s0"), "--models", "MLP",
+                         "--num-models", "1", "--epochs", "2", "--quiet")
+    assert code == 0, err
+    code, out, err = run(capsys, "select", "--method", "random", "--dataset", data, "--ipc", "20", "--no-eval",
+                         "--out", str(tmp_path / "runs"))
+    assert code == 2 and "larger than class" in err

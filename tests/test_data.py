@@ -581,3 +581,96 @@ def test_real_fashion_mnist(tmp_path):
     ds = load_dataset("FashionMNIST", root=tmp_path / "empty", cache_dir=tmp_path)
     _check_real(ds, "fashion_mnist")
     assert ds.source == str(sources.DEBIAN_FASHION_DIR) and ds.classes[0] == "T-shirt/top"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# your own data: .npz arrays and image folders
+
+def _toy_arrays(n_per_class=12, classes=3, size=10, seed=0):
+    """Images whose class is visible (a bright stripe at a class-specific row), as uint8 (N, H, W, 3)."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(classes), n_per_class)
+    x = rng.integers(0, 60, size=(len(y), size, size, 3), dtype=np.uint8)
+    for i, c in enumerate(y):
+        x[i, 2 + 3 * c] = 250
+    return x, y
+
+
+def test_npz_dataset_loads_in_any_layout(tmp_path):
+    x, y = _toy_arrays()
+    np.savez(tmp_path / "My Scans.npz", x_train=x, y_train=y, x_test=x[::2], y_test=y[::2],
+             classes=np.array(["a", "b", "c"]))
+    ds = load_dataset(str(tmp_path / "My Scans.npz"), val_size=6)
+    assert ds.name == "my_scans" and ds.shape == (3, 10, 10) and ds.classes == ["a", "b", "c"]
+    assert len(ds.y_train) == 30 and len(ds.y_val) == 6 and len(ds.y_test) == 18
+    assert torch.bincount(ds.y_val).tolist() == [2, 2, 2]
+    # normalised with the training statistics: the pixels come back through denormalise
+    back = ds.denormalise(ds.x_test)
+    assert torch.allclose(back * 255, torch.from_numpy(x[::2].transpose(0, 3, 1, 2)).float(), atol=1e-3)
+    # floats in [0, 1], channel-first, no class names: the same images
+    np.savez(tmp_path / "f.npz", x_train=x.transpose(0, 3, 1, 2) / 255.0, y_train=y, x_test=x[::2].transpose(
+        0, 3, 1, 2) / 255.0, y_test=y[::2])
+    ds2 = load_dataset(str(tmp_path / "f.npz"), val_size=6)
+    assert ds2.classes == ["0", "1", "2"] and torch.allclose(ds2.x_test, ds.x_test, atol=1e-5)
+
+
+@pytest.mark.parametrize("arrays, message", [
+    (dict(x_train=np.zeros((4, 8, 8), np.uint8), y_train=np.zeros(4, np.int64)), "missing array"),
+    (dict(x_train=np.full((4, 8, 8), 2.0), y_train=np.zeros(4, np.int64), x_test=np.zeros((2, 8, 8)),
+          y_test=np.zeros(2, np.int64)), "not normalised"),
+    (dict(x_train=np.zeros((4, 8, 8, 5), np.uint8), y_train=np.zeros(4, np.int64),
+          x_test=np.zeros((2, 8, 8, 5), np.uint8), y_test=np.zeros(2, np.int64)), "1 or 3 channels"),
+    (dict(x_train=np.zeros((4, 8, 8), np.uint8), y_train=np.zeros(4), x_test=np.zeros((2, 8, 8), np.uint8),
+          y_test=np.zeros(2, np.int64)), "integer array"),
+])
+def test_npz_dataset_errors_name_the_fix(tmp_path, arrays, message):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(DataError, match=message):
+        load_dataset(str(tmp_path / "bad.npz"))
+
+
+def test_a_corrupt_or_missing_npz_is_one_clear_error(tmp_path):
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="numpy.savez"):
+        load_dataset(str(tmp_path / "junk.npz"))
+    with pytest.raises(DataError, match="no such file"):
+        load_dataset(str(tmp_path / "absent.npz"))
+    with pytest.raises(DataError, match="own .npz"):
+        load_dataset("my-data")  # neither a built-in name nor a path
+
+
+def _write_folder(root, x, y, names):
+    from PIL import Image
+    for split, idx in (("train", range(len(y))), ("test", range(0, len(y), 3))):
+        for i in idx:
+            d = root / split / names[y[i]]
+            d.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(x[i]).save(d / f"{i:03d}.png")
+
+
+def test_image_folder_dataset(tmp_path):
+    pytest.importorskip("PIL")
+    x, y = _toy_arrays(n_per_class=6)
+    _write_folder(tmp_path / "pets", x, y, ["cat", "dog", "eel"])
+    ds = load_dataset(str(tmp_path / "pets"), val_size=3)
+    assert ds.name == "pets" and ds.classes == ["cat", "dog", "eel"] and ds.shape == (3, 10, 10)
+    assert len(ds.y_train) + len(ds.y_val) == 18 and len(ds.y_test) == 6
+    # grayscale images give one channel
+    _write_folder(tmp_path / "gray", x[..., 0], y, ["a", "b", "c"])
+    assert load_dataset(str(tmp_path / "gray"), val_size=3).shape == (1, 10, 10)
+
+
+def test_image_folder_errors_name_the_fix(tmp_path):
+    from PIL import Image
+    x, y = _toy_arrays(n_per_class=2)
+    _write_folder(tmp_path / "d", x, y, ["a", "b", "c"])
+    Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(tmp_path / "d" / "train" / "a" / "big.png")
+    with pytest.raises(DataError, match="resize all images"):
+        load_dataset(str(tmp_path / "d"))
+    (tmp_path / "d" / "train" / "a" / "big.png").unlink()
+    (tmp_path / "d" / "train" / "a" / "broken.png").write_bytes(b"nope")
+    with pytest.raises(DataError, match="not a readable image"):
+        load_dataset(str(tmp_path / "d"))
+    (tmp_path / "e" / "train").mkdir(parents=True)
+    with pytest.raises(DataError, match="no test/ folder"):
+        load_dataset(str(tmp_path / "e"))

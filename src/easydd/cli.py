@@ -130,7 +130,7 @@ def cmd_eval(a) -> int:
     from .distilled import Distilled, atomic_write
     from .evaluate import evaluate_distilled, format_result
     d = Distilled.load(a.target)
-    name = a.dataset or d.meta.get("dataset")
+    name = a.dataset or d.meta.get("data_path") or d.meta.get("dataset")
     if not name:
         raise UserError(f"{a.target} does not record its dataset; pass --dataset NAME")
     ds = _load_data(name, a.data_root, zca=bool(d.meta.get("zca", False)))

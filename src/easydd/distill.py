@@ -34,7 +34,9 @@ class DivergedError(UserError):
 
 def default_run_name(cfg: RunConfig) -> str:
     sdc = f"-sdc{cfg.lambda_sdc:g}" + ("s" if cfg.sdc_mode == "sample" else "") if cfg.lambda_sdc > 0 else ""
-    return f"{cfg.method}-{cfg.dataset}-ipc{cfg.ipc}{sdc}-s{cfg.seed}"
+    from .data.custom import custom_name, is_custom
+    ds = custom_name(cfg.dataset) if is_custom(cfg.dataset) else cfg.dataset  # a path -> its safe stem
+    return f"{cfg.method}-{ds}-ipc{cfg.ipc}{sdc}-s{cfg.seed}"
 
 
 def prepare_run_dir(path: Path) -> Path:

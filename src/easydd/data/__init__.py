@@ -12,6 +12,7 @@ Sources are tried in the order of DESIGN section 3 (see :mod:`easydd.data.source
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 
 from . import cache as _cache
 from .formats import DataError
+from .custom import custom_name, is_custom, load_custom
 from .sources import DATASETS, DatasetSpec, canonical_name, load_raw, locate
 from .zca import ZCA
 
@@ -43,6 +45,7 @@ class Dataset:
     std: tuple[float, ...]
     source: str
     zca: ZCA | None = None
+    path: str | None = None  # your own data: the absolute path it was loaded from (built-in datasets: None)
     _class_idx: dict = field(default_factory=dict, init=False, repr=False)
     _rng: torch.Generator | None = field(default=None, init=False, repr=False)
 
@@ -110,7 +113,7 @@ class Dataset:
         """A copy with all tensors on ``device``."""
         return Dataset(self.name, *(getattr(self, k).to(device) for k in
                                     ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")),
-                       list(self.classes), self.mean, self.std, self.source, self.zca)
+                       list(self.classes), self.mean, self.std, self.source, self.zca, self.path)
 
     def __repr__(self) -> str:
         return (f"Dataset({self.name!r}, train={len(self.y_train)}, val={len(self.y_val)}, test={len(self.y_test)}, "
@@ -168,6 +171,21 @@ def _resolve_val_size(val_size, spec_default, n: int, num_classes: int) -> int:
     return v
 
 
+def _channel_stats(x_u8: np.ndarray, max_value: int, chunk: int = 4096) -> tuple[tuple, tuple]:
+    """Per-channel mean and std of x_u8 / max_value, summed chunk by chunk in float64 (no full-size float copy); a
+    constant channel gets std 1 rather than a division by zero."""
+    c = x_u8.shape[1]
+    s1, s2, n = np.zeros(c), np.zeros(c), 0
+    for i in range(0, len(x_u8), chunk):
+        part = x_u8[i:i + chunk].astype(np.float64) / max_value
+        s1 += part.sum(axis=(0, 2, 3))
+        s2 += (part ** 2).sum(axis=(0, 2, 3))
+        n += part.shape[0] * part.shape[2] * part.shape[3]
+    mean = s1 / max(n, 1)
+    std = np.sqrt(np.maximum(s2 / max(n, 1) - mean ** 2, 0.0))
+    return tuple(float(m) for m in mean), tuple(float(v) if v > 1e-8 else 1.0 for v in std)
+
+
 def _to_float(x_u8: np.ndarray, idx: np.ndarray | None, max_value: int, mean, std,
               chunk: int = 4096) -> torch.Tensor:
     """float32 ((x_u8[idx] / max_value) - mean) / std, gathered and converted chunk by chunk (no full-size uint8
@@ -189,7 +207,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, val_size: 
                  seed: int = 0, zca: bool = False, download: bool | None = None,
                  cache_dir: str | os.PathLike | None = None, mirrors: str | dict | None = None,
                  use_cache: bool = True) -> Dataset:
-    """Load ``name`` as a :class:`Dataset`.
+    """Load ``name`` (a built-in dataset, or a path to your own .npz / image folder, see
+    :mod:`easydd.data.custom`) as a :class:`Dataset`.
 
     root: data root (default $EASYDD_DATA or ./data). val_size: images carved from the training set for validation
     (int, or a fraction in (0,1); default 5000, 10000 for tiny_imagenet, 10% for digits); stratified by class and
@@ -198,27 +217,31 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, val_size: 
     cached (default $EASYDD_CACHE or ~/.cache/easydd). mirrors: base URL(s) overriding the canonical ones
     (default: env EASYDD_MIRROR).
     """
-    key = canonical_name(name)
-    spec = DATASETS[key]
-    raw = _cache.load_cached(key, cache_dir) if use_cache else None
-    if raw is not None:
-        source = f"{raw.source} [cached in {_cache.entry_dir(key, cache_dir)}]"
-    else:
-        raw = load_raw(key, root, download=download, mirrors=mirrors)
+    if is_custom(name):  # your own .npz or image folder (see easydd.data.custom); never cached
+        key, raw, val_default, fixed_stats = custom_name(name), load_custom(name), 0.1, None
         source = raw.source
-        if use_cache:
-            _cache.save_cached(key, raw, cache_dir)
+        use_cache = False
+    else:
+        key = canonical_name(name)
+        spec = DATASETS[key]
+        val_default, fixed_stats = spec.val_size, ((tuple(spec.mean), tuple(spec.std)) if spec.mean else None)
+        raw = _cache.load_cached(key, cache_dir) if use_cache else None
+        if raw is not None:
+            source = f"{raw.source} [cached in {_cache.entry_dir(key, cache_dir)}]"
+        else:
+            raw = load_raw(key, root, download=download, mirrors=mirrors)
+            source = raw.source
+            if use_cache:
+                _cache.save_cached(key, raw, cache_dir)
 
     x_tr_u8, y_tr_np = raw.x_train, raw.y_train
     num_classes = len(raw.classes)
-    if spec.mean:
-        mean, std = tuple(spec.mean), tuple(spec.std)
-    else:  # digits: statistics of the (fixed) training part, computed per channel
-        px = x_tr_u8.astype(np.float64) / raw.max_value
-        mean = tuple(float(v) for v in px.mean(axis=(0, 2, 3)))
-        std = tuple(float(v) for v in px.std(axis=(0, 2, 3)))
+    if fixed_stats:
+        mean, std = fixed_stats
+    else:  # digits and your own data: statistics of the training part, computed per channel
+        mean, std = _channel_stats(x_tr_u8, raw.max_value)
 
-    n_val = _resolve_val_size(val_size, spec.val_size, len(y_tr_np), num_classes)
+    n_val = _resolve_val_size(val_size, val_default, len(y_tr_np), num_classes)
     tr_idx, va_idx = stratified_split(y_tr_np, n_val, seed)
 
     ds = Dataset(
@@ -235,6 +258,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, val_size: 
         source=source,
     )
     del raw, x_tr_u8
+    if is_custom(name):
+        ds.path = str(Path(os.fspath(name)).expanduser().resolve())
     if zca:
         ds.zca = _fit_zca(ds, key, n_val, seed, cache_dir if use_cache else None, use_cache)
         ds.x_train = ds.zca.transform(ds.x_train)

@@ -121,7 +121,8 @@ def canonical_name(name: str) -> str:
     """'FashionMNIST', 'fashion-mnist', 'fmnist' -> 'fashion_mnist'; unknown names raise DataError listing valid ones."""
     key = "".join(ch for ch in str(name).lower() if ch.isalnum())
     if key not in _ALIASES:
-        raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
+        raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}, or a path to your own "
+                        ".npz file or image folder (e.g. ./my_data.npz)")
     return _ALIASES[key]
 
 

@@ -80,7 +80,7 @@ class Method:
                          {"dataset": self.data.name, "ipc": self.ipc, "method": self.name, "kind": "distilled",
                           "seed": self.cfg.seed, "lambda_sdc": self.cfg.lambda_sdc, "sdc_mode": self.cfg.sdc_mode,
                           "model": self.cfg.model, "mean": list(self.data.mean), "std": list(self.data.std),
-                          "zca": self.data.zca is not None, "config": self.cfg.to_dict()})
+                          "zca": self.data.zca is not None, "config": self.cfg.to_dict(), **data_path(self.data)})
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -110,6 +110,12 @@ class Method:
         pass
 
 
+def data_path(dataset) -> dict:
+    """{'data_path': ...} for a set made from your own data (so `easydd eval` can reload it), else {}."""
+    path = getattr(dataset, "path", None)
+    return {"data_path": path} if path else {}
+
+
 # -- Sample Difficulty Correction ---------------------------------------------------------------------------
 def flat_norm(grads) -> torch.Tensor:
     """L2 norm of a list of gradient tensors seen as one flat vector (differentiable)."""
@@ -129,4 +135,4 @@ def class_loss_grads(net, x, y, create_graph=True):
     return loss, torch.autograd.grad(loss, params, create_graph=create_graph)
 
 
-__all__ = ["Method", "flat_norm", "sdc_sample_term", "class_loss_grads"]
+__all__ = ["Method", "data_path", "flat_norm", "sdc_sample_term", "class_loss_grads"]

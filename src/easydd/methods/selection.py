@@ -17,6 +17,7 @@ from ..distilled import Distilled
 from ..errors import UserError
 from ..runtime import derive_seed, generator
 from ..train import Ensemble, TrainSpec
+from .base import data_path
 
 SELECTION_METHODS = ("random", "herding", "kcenter", "easiest", "hardest")
 
@@ -121,4 +122,4 @@ def select(dataset, method: str, ipc: int, seed: int = 0, panel=None, progress: 
     return Distilled(dataset.x_train[sel].clone(), dataset.y_train[sel].clone(), None,
                      {"dataset": dataset.name, "ipc": ipc, "method": method, "kind": "selection", "seed": seed,
                       "indices": sel.tolist(), "mean": list(dataset.mean), "std": list(dataset.std),
-                      "zca": dataset.zca is not None})
+                      "zca": dataset.zca is not None, **data_path(dataset)})
