@@ -51,6 +51,8 @@ def run_one(ds, dataset, ipc, method, lam, seed, a) -> dict:
     if a.iterations:
         over["iterations"] = a.iterations
     cfg = build_config(f"{method}-{dataset}-ipc{ipc}-cpu", over, method_params)
+    if a.iterations:
+        cfg.note += f"; this benchmark: {a.iterations} iterations"
     t = time.perf_counter()
     res = distill(cfg, ds, progress=False, resume=True)
     val = evaluate_distilled(res.distilled, ds, models=["ConvNet"], num_models=a.val_models,
@@ -169,8 +171,11 @@ def write_table(jl: Path, out: Path) -> None:
             return f"{statistics.mean(v):.3f}" if v else "-"
         pub = PUBLISHED.get((method, dataset, ipc))
         it = rs[0]["iterations"]
+        note = rs[0]["note"]
+        if it and f"-> {it} iterations" not in note:
+            note += f"; this benchmark: {it} iterations"
         lines.append(f"| {dataset} | {ipc} | {method.upper()} | {ms(base)} | {best if best is not None else '-'} | "
-                     f"{ms(sdc)} | {pub if pub else '-'} | {it} ({rs[0]['note']}) | {g_end(base)} / {g_end(sdc)} |")
+                     f"{ms(sdc)} | {pub if pub else '-'} | {it} ({note}) | {g_end(base)} / {g_end(sdc)} |")
         if method != "random":
             fig_data.append(((dataset, ipc, method), base, sdc, best))
     lines += ["", "Validation accuracy of the lambda sweep (first seed):", "",
