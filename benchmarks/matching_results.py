@@ -172,7 +172,7 @@ def write_table(jl: Path, out: Path) -> None:
         pub = PUBLISHED.get((method, dataset, ipc))
         it = rs[0]["iterations"]
         note = rs[0]["note"]
-        if it and f"-> {it} iterations" not in note:
+        if it and f"-> {it} iterations" not in note and "this benchmark:" not in note:
             note += f"; this benchmark: {it} iterations"
         lines.append(f"| {dataset} | {ipc} | {method.upper()} | {ms(base)} | {best if best is not None else '-'} | "
                      f"{ms(sdc)} | {pub if pub else '-'} | {it} ({note}) | {g_end(base)} / {g_end(sdc)} |")
