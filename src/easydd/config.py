@@ -8,8 +8,10 @@ that is a method hyper-parameter may be written bare or as ``method_args.key``.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import functools
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -61,13 +63,23 @@ def preset_files():
     return sorted(p for p in resources.files("easydd.presets").iterdir() if p.name.endswith(".yaml"))
 
 
-def all_presets() -> dict[str, dict]:
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where installed: ~10x faster
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_presets(files: tuple[tuple[str, str], ...]) -> dict[str, dict]:
     out: dict[str, dict] = {}
-    for p in preset_files():
-        data = yaml.safe_load(p.read_text()) or {}
+    for fname, text in files:
+        data = yaml.load(text, Loader=_YAML_LOADER) or {}
         for k, v in data.items():
-            out[k] = dict(v, _file=p.name)
+            out[k] = dict(v, _file=fname)
     return out
+
+
+def all_presets() -> dict[str, dict]:
+    """Every preset by name. The files are read on each call (cheap) but parsed once per content (the slow part),
+    and the caller gets its own copy."""
+    return copy.deepcopy(_parse_presets(tuple((p.name, p.read_text()) for p in preset_files())))
 
 
 def load_preset(name: str) -> dict:
