@@ -150,8 +150,8 @@ def write_table(jl: Path, out: Path) -> None:
              "`python benchmarks/matching_results.py` (see its docstring for the exact command). Accuracy: % on the "
              "test split, final epoch, mean +- std over distillation seeds (each the mean of its evaluation "
              "models). lambda chosen on the validation split with the first seed.", "",
-             "| dataset | IPC | method | lambda_sdc=0 | best lambda | with SDC | published | iterations (cut) | "
-             "GraDN end (0 / SDC) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| dataset | IPC | method | lambda_sdc=0 | best lambda | with SDC | SDC - base, same seed | published | "
+             "iterations (cut) | GraDN end (0 / SDC) |", "|---|---|---|---|---|---|---|---|---|---|"]
     fig_data = []
     for (dataset, ipc, method), rs in sorted(groups.items()):
         base = [r for r in rs if r["lambda_sdc"] == 0.0]
@@ -169,13 +169,17 @@ def write_table(jl: Path, out: Path) -> None:
         def g_end(lst):
             v = [r["gradn_curve"][-1][1] for r in lst if r["gradn_curve"]]
             return f"{statistics.mean(v):.3f}" if v else "-"
+        b_by_seed = {r["seed"]: 100 * r["test_mean"] for r in base}
+        d = [100 * r["test_mean"] - b_by_seed[r["seed"]] for r in sdc if r["seed"] in b_by_seed]
+        paired = (f"{statistics.mean(d):+.2f} +- {statistics.stdev(d) if len(d) > 1 else 0:.2f} "
+                  f"({sum(x > 0 for x in d)}/{len(d)} seeds up)" if d else "-")
         pub = PUBLISHED.get((method, dataset, ipc))
         it = rs[0]["iterations"]
         note = rs[0]["note"]
         if it and f"-> {it} iterations" not in note and "this benchmark:" not in note:
             note += f"; this benchmark: {it} iterations"
         lines.append(f"| {dataset} | {ipc} | {method.upper()} | {ms(base)} | {best if best is not None else '-'} | "
-                     f"{ms(sdc)} | {pub if pub else '-'} | {it} ({note}) | {g_end(base)} / {g_end(sdc)} |")
+                     f"{ms(sdc)} | {paired} | {pub if pub else '-'} | {it} ({note}) | {g_end(base)} / {g_end(sdc)} |")
         if method != "random":
             fig_data.append(((dataset, ipc, method), base, sdc, best))
     lines += ["", "Validation accuracy of the lambda sweep (first seed):", "",
