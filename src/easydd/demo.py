@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="distillation iterations (default 40, so install + demo fit 10 minutes on 2 cores; preset 100)")
     p.add_argument("--lambda-sdc", type=float, default=10.0, help="SDC weight for the second run (default 10)")
     p.add_argument("--eval-epochs", type=int, default=300)
-    p.add_argument("--num-models", type=int, default=5)
+    p.add_argument("--num-models", type=int, default=3, help="evaluation networks per set (default 3, to fit 10 minutes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--quiet", action="store_true")
