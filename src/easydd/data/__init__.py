@@ -217,7 +217,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, val_size: 
     cached (default $EASYDD_CACHE or ~/.cache/easydd). mirrors: base URL(s) overriding the canonical ones
     (default: env EASYDD_MIRROR).
     """
-    if is_custom(name):  # your own .npz or image folder (see easydd.data.custom); never cached
+    custom = is_custom(name)
+    if custom:  # your own .npz or image folder (see easydd.data.custom); never cached
         key, raw, val_default, fixed_stats = custom_name(name), load_custom(name), 0.1, None
         source = raw.source
         use_cache = False
@@ -258,7 +259,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, val_size: 
         source=source,
     )
     del raw, x_tr_u8
-    if is_custom(name):
+    if custom:
         ds.path = str(Path(os.fspath(name)).expanduser().resolve())
     if zca:
         ds.zca = _fit_zca(ds, key, n_val, seed, cache_dir if use_cache else None, use_cache)
