@@ -194,3 +194,24 @@ def test_ipc_larger_than_a_class_is_a_user_error(digits):
     from easydd.methods.selection import select
     with pytest.raises(UserError, match="larger than class"):
         select(digits, "random", 10_000)
+
+
+def test_device_names_resolve_or_name_the_fix():
+    from easydd.runtime import resolve_device
+    assert resolve_device("cpu") == torch.device("cpu")
+    auto = resolve_device("auto")
+    assert auto.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(None) == auto
+    with pytest.raises(UserError, match="unknown device 'gpu0'"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+def test_evaluate_records_its_device(digits):
+    from easydd.evaluate import evaluate_distilled
+    from easydd.methods.selection import select
+    r = evaluate_distilled(select(digits, "random", 1, seed=0), digits, models=["ConvNet"], num_models=1,
+                           epochs=1, progress=False, device="cpu")
+    assert r["device"] == "cpu"

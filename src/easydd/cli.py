@@ -37,6 +37,7 @@ def _add_eval_args(p):
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the set's learned lr or 0.01)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--device", default="auto", help="auto (a CUDA GPU if visible, else cpu), cpu, cuda[:i], mps")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,14 +112,14 @@ def cmd_select(a) -> int:
     from .methods.selection import select
     from .distill import prepare_run_dir
     ds = _load_data(a.dataset, a.data_root)
-    d = select(ds, a.method, a.ipc, seed=a.seed, progress=not a.quiet)
+    d = select(ds, a.method, a.ipc, seed=a.seed, progress=not a.quiet, device=a.device)
     run_dir = prepare_run_dir(Path(a.out) / (a.name or f"{a.method}-{ds.name}-ipc{a.ipc}-s{a.seed}"))
     d.save(run_dir / "distilled.safetensors")
     d.save_grid(run_dir / "grid.png", ds)
     print(f"selected {len(d)} images ({a.method}, ipc {a.ipc}) -> {run_dir}")
     if not a.no_eval:
         r = evaluate_distilled(d, ds, models=a.models, num_models=a.num_models, epochs=a.epochs, dsa=not a.no_dsa,
-                               lr=a.lr, seed=a.seed, progress=not a.quiet)
+                               lr=a.lr, seed=a.seed, progress=not a.quiet, device=a.device)
         atomic_write(run_dir / "metrics.json", lambda t: Path(t).write_text(json.dumps(
             {"config": {"dataset": ds.name, "method": a.method, "ipc": a.ipc, "seed": a.seed}, "last": r},
             indent=2)))
@@ -136,7 +137,7 @@ def cmd_eval(a) -> int:
     ds = _load_data(name, a.data_root, zca=bool(d.meta.get("zca", False)))
     d.check_dataset(ds)
     r = evaluate_distilled(d, ds, models=a.models, num_models=a.num_models, epochs=a.epochs, dsa=not a.no_dsa,
-                           lr=a.lr, seed=a.seed, progress=not a.quiet)
+                           lr=a.lr, seed=a.seed, progress=not a.quiet, device=a.device)
     target = Path(a.target)
     out = Path(a.out) if a.out else (target if target.is_dir() else target.parent)
     out.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,7 @@ class RunConfig:
     panel_models: int = 4
     panel_epochs: int = 1
     checkpoint_every: int = 50
+    device: str = "auto"                # auto (a CUDA GPU if visible, else cpu) | cpu | cuda[:i] | mps
     name: str | None = None
     out_dir: str = "runs"
     method_args: dict = field(default_factory=dict)

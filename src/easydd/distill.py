@@ -25,7 +25,7 @@ from .evaluate import evaluate_distilled, format_result
 from .methods import get_method
 from .methods.selection import check_ipc
 from .nets import build_network
-from .runtime import PeakMemory
+from .runtime import PeakMemory, resolve_device
 
 
 class DivergedError(UserError):
@@ -107,13 +107,14 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
     if dataset is None:
         dataset = load_dataset(cfg.dataset, cfg.data_root, zca=cfg.zca, seed=0, val_size=cfg.val_size)
     check_ipc(dataset, cfg.ipc)
+    device = resolve_device(cfg.device)
     for m in dict.fromkeys([cfg.model, *cfg.eval_models]):  # fail now, not after an hour of distillation
         build_network(m, dataset.shape[0], dataset.num_classes, tuple(dataset.shape[1:]))
     run_dir = prepare_run_dir(Path(cfg.out_dir) / (cfg.name or default_run_name(cfg)))
     log = RunLog(run_dir)
     atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(cfg.to_dict(),
                                                                                             sort_keys=False)))
-    method = method_cls(cfg, dataset)
+    method = method_cls(cfg, dataset, device=device)
     method.init_synthetic()
     method.setup()
     rows: list[dict] = []
@@ -122,7 +123,7 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
     ckpt = run_dir / "checkpoint.pt"
     if resume and ckpt.exists():
         try:
-            state = torch.load(ckpt, weights_only=True)
+            state = torch.load(ckpt, weights_only=True, map_location="cpu")
             method.load_state_dict(state["method"])
             start, rows, best = state["iteration"], state["rows"], state["best"]
             log(f"resumed from iteration {start}")
@@ -130,10 +131,14 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
             raise UserError(f"cannot resume from {ckpt} ({type(e).__name__}: {e}); delete it to start over, or "
                             "pass --no-resume") from None
     else:
-        log(f"start {cfg.method} on {cfg.dataset} ipc={cfg.ipc} seed={cfg.seed} lambda_sdc={cfg.lambda_sdc}")
+        log(f"start {cfg.method} on {cfg.dataset} ipc={cfg.ipc} seed={cfg.seed} lambda_sdc={cfg.lambda_sdc} "
+            f"device={device}")
     if cfg.track_every and panel is None:
         from .difficulty import reference_panel
-        panel = reference_panel(dataset, model="ConvNet", num_models=cfg.panel_models, epochs=cfg.panel_epochs)
+        panel = reference_panel(dataset, model="ConvNet", num_models=cfg.panel_models, epochs=cfg.panel_epochs,
+                                device=device)
+    elif panel is not None and panel.device != device:
+        panel = panel.to(device)
 
     def track(it: int, row: dict) -> None:
         d = method.distilled()
@@ -142,7 +147,8 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
     def validate(it: int, row: dict) -> None:
         d = method.distilled()
         r = evaluate_distilled(d, dataset, models=[cfg.model], num_models=cfg.val_num_models,
-                               epochs=cfg.val_epochs, dsa=cfg.eval_dsa, split="val", seed=cfg.seed, progress=False)
+                               epochs=cfg.val_epochs, dsa=cfg.eval_dsa, split="val", seed=cfg.seed, progress=False,
+                               device=device)
         acc = r["models"][cfg.model]["mean"]
         row["val_acc"] = acc
         if acc > best["val_acc"]:
@@ -193,26 +199,28 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
     _write_curves(run_dir, rows)
     _save_checkpoint(run_dir, method, cfg.iterations, rows, best)
     distill_seconds = time.perf_counter() - t_start
-    metrics = {"config": cfg.to_dict(), "distill_seconds": distill_seconds,
+    metrics = {"config": cfg.to_dict(), "device": str(device), "distill_seconds": distill_seconds,
                "peak_rss_mib": PeakMemory.rss_mib(), "best_val": best, "last": {}}
     if rows and "gradn" in rows[-1]:
         metrics["final_gradn"] = rows[-1]["gradn"]
         metrics["initial_gradn"] = rows[0].get("gradn")
     if final_eval:
         res = evaluate_distilled(distilled, dataset, models=cfg.eval_models, num_models=cfg.eval_num_models,
-                                 epochs=cfg.eval_epochs, dsa=cfg.eval_dsa, seed=cfg.seed, progress=progress)
+                                 epochs=cfg.eval_epochs, dsa=cfg.eval_dsa, seed=cfg.seed, progress=progress,
+                                 device=device)
         metrics["last"] = res
         log("final evaluation (last set, test split):\n" + format_result(res))
         for k in method.extra_tensors():
             d = Distilled.load(run_dir / f"distilled_{k}.safetensors")
             metrics[f"last_{k}"] = evaluate_distilled(d, dataset, models=cfg.eval_models,
                                                       num_models=cfg.eval_num_models, epochs=cfg.eval_epochs,
-                                                      dsa=cfg.eval_dsa, seed=cfg.seed, progress=progress)
+                                                      dsa=cfg.eval_dsa, seed=cfg.seed, progress=progress,
+                                                      device=device)
         if best["iteration"] is not None:
             metrics["best_on_val"] = evaluate_distilled(Distilled.load(run_dir / "best.safetensors"), dataset,
                                                         models=cfg.eval_models, num_models=cfg.eval_num_models,
                                                         epochs=cfg.eval_epochs, dsa=cfg.eval_dsa, seed=cfg.seed,
-                                                        progress=progress)
+                                                        progress=progress, device=device)
     metrics["total_seconds"] = time.perf_counter() - t_start
     metrics["peak_rss_mib"] = PeakMemory.rss_mib()
     atomic_write(run_dir / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2,

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .augment import DSA, PlainAugment, default_strategy
 from .distilled import Distilled
-from .runtime import derive_seed
+from .runtime import derive_seed, resolve_device
 from .train import Ensemble, TrainSpec, nan_safe_mean_std
 
 
@@ -25,18 +25,21 @@ def eval_augment(dataset_name: str, dsa: bool):
 
 def evaluate_distilled(distilled: Distilled, dataset, *, models=("ConvNet",), num_models: int = 5,
                        epochs: int | None = None, dsa: bool = True, lr: float | None = None, batch_size: int = 256,
-                       seed: int = 0, split: str = "test", progress: bool = True, stacked: bool | None = None) -> dict:
+                       seed: int = 0, split: str = "test", progress: bool = True, stacked: bool | None = None,
+                       device: str | None = "auto") -> dict:
     """Train ``num_models`` networks of each architecture on the set; report accuracy on ``split`` (test/val)."""
+    device = resolve_device(device)
     epochs = epochs if epochs is not None else (1000 if dsa else 300)
     lr = lr if lr is not None else (distilled.lr if distilled.lr is not None else 0.01)
     x_eval, y_eval = (dataset.x_test, dataset.y_test) if split == "test" else (dataset.x_val, dataset.y_val)
     aug = eval_augment(dataset.name, dsa)
     result = {"split": split, "epochs": epochs, "lr": lr, "dsa": dsa, "num_models": num_models,
-              "batch_size": batch_size, "seed": seed, "models": {}}
+              "batch_size": batch_size, "seed": seed, "device": str(device), "models": {}}
     for m_i, model in enumerate(models):
         seeds = [derive_seed(seed, "eval", model, i) for i in range(num_models)]
         t0 = time.perf_counter()
-        ens = Ensemble(model, dataset.shape[0], dataset.num_classes, dataset.shape[1:], seeds, stacked=stacked)
+        ens = Ensemble(model, dataset.shape[0], dataset.num_classes, dataset.shape[1:], seeds, stacked=stacked,
+                       device=device)
         bar = tqdm(total=epochs * num_models, desc=f"eval {model} x{num_models}", disable=not progress,
                    leave=False, unit="epoch", dynamic_ncols=True)  # counts model-epochs
         ens.train(distilled.images.detach(), distilled.labels.detach(),

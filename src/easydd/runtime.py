@@ -46,6 +46,27 @@ def set_threads(n: int | None = None) -> int:
     return n
 
 
+def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
+    """``auto``: the first CUDA GPU when one is visible, else the CPU; ``cpu``, ``cuda``, ``cuda:1``, ``mps`` as
+    named. A device this machine lacks is the user's error, named with its fix."""
+    from .errors import UserError
+    name = "auto" if name is None else str(name).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:<index> or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device={name} but PyTorch sees no CUDA GPU here (torch {torch.__version__}); use "
+                        "device=cpu or device=auto") from None
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"device={name} but only {torch.cuda.device_count()} CUDA GPU(s) are visible") from None
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise UserError("device=mps but PyTorch has no MPS backend here; use device=cpu") from None
+    return dev
+
+
 def generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
     """A fresh generator seeded with ``seed``; easydd never seeds or draws from the global RNG for data."""
     g = torch.Generator(device=device)
