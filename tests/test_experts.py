@@ -151,3 +151,15 @@ def test_cli_arguments(tmp_path, monkeypatch):
     out = run_from_args(args)
     assert ExpertBuffer(out).settings["sam_rho"] == 0.01
     assert default_buffer_dir("mnist", "ConvNet", zca=True, sam=True).endswith("mnist_ConvNet_zca_sam")
+
+
+def test_easydd_experts_command_exits_zero(tmp_path, monkeypatch, capsys):
+    """`easydd experts ...` through the real entry point: the plugin returns the buffer path, the exit code is 0."""
+    from easydd.cli import main
+    monkeypatch.setenv("EASYDD_NO_REEXEC", "1")
+    monkeypatch.setattr("easydd.experts._resolve_dataset", lambda d, zca, root=None: fake_dataset())
+    rc = main(["experts", "--dataset", "fake", "--num-experts", "1", "--epochs", "1", "--model", "MLP",
+               "--out", str(tmp_path / "e"), "--no-progress", "--batch-size", "8", "--device", "cpu"])
+    assert rc == 0
+    assert len(ExpertBuffer(tmp_path / "e").files) == 1
+    assert "1 experts x 1 epochs" in capsys.readouterr().out

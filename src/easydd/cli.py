@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(a, "_plugin", None):
             if getattr(a, "_missing", False):
                 raise UserError(f"`easydd {a.command}` is not available in this build")
-            return int(importlib.import_module(a._plugin).run_from_args(a) or 0)
+            rc = importlib.import_module(a._plugin).run_from_args(a)  # a plugin may return its result (a path)
+            return rc if isinstance(rc, int) else 0
         return COMMANDS[a.command](a)
     except UserError as e:
         print(f"easydd: error: {e}", file=sys.stderr)
