@@ -64,10 +64,18 @@ def run_one(ds, dataset, ipc, method, lam, seed, a) -> dict:
             if row.get("gradn"):
                 curve.append((int(row["iteration"]), float(row["gradn"])))
     return {"dataset": dataset, "ipc": ipc, "method": method, "lambda_sdc": lam, "seed": seed,
+            "device": device_description(res.metrics.get("device", "cpu")),
             "test_accs": test["accs"], "test_mean": test["mean"], "val_mean": val["models"]["ConvNet"]["mean"],
             "gradn_curve": curve, "iterations": cfg.iterations, "eval_epochs": res.metrics["last"]["epochs"],
             "note": cfg.note, "seconds": time.perf_counter() - t, "run_dir": str(res.run_dir),
             "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def device_description(dev: str) -> str:
+    import torch
+    if str(dev).startswith("cuda"):
+        return f"cuda: {torch.cuda.get_device_name(torch.device(dev))} (torch {torch.__version__})"
+    return f"cpu: {os.cpu_count()}-core {platform.machine()} (torch {torch.__version__}, {torch.get_num_threads()} thread(s))"
 
 
 def run_random(ds, dataset, ipc, seed, a) -> dict:
@@ -141,6 +149,11 @@ def main() -> None:
     write_table(jl, out)
 
 
+def short_device(r) -> str:
+    d = r.get("device", "cpu")
+    return "GPU (H100)" if d.startswith("cuda") and "H100" in d else ("GPU" if d.startswith("cuda") else "CPU")
+
+
 def write_table(jl: Path, out: Path) -> None:
     rows = list(load_done(jl).values())
     groups: dict = {}
@@ -151,7 +164,7 @@ def write_table(jl: Path, out: Path) -> None:
              "test split, final epoch, mean +- std over distillation seeds (each the mean of its evaluation "
              "models). lambda chosen on the validation split with the first seed.", "",
              "| dataset | IPC | method | lambda_sdc=0 | best lambda | with SDC | SDC - base, same seed | published | "
-             "iterations (cut) | GraDN end (0 / SDC) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "iterations (cut) | GraDN end (0 / SDC) | ran on |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     fig_data = []
     for (dataset, ipc, method), rs in sorted(groups.items()):
         base = [r for r in rs if r["lambda_sdc"] == 0.0]
@@ -179,7 +192,8 @@ def write_table(jl: Path, out: Path) -> None:
         if it and f"-> {it} iterations" not in note and "this benchmark:" not in note:
             note += f"; this benchmark: {it} iterations"
         lines.append(f"| {dataset} | {ipc} | {method.upper()} | {ms(base)} | {best if best is not None else '-'} | "
-                     f"{ms(sdc)} | {paired} | {pub if pub else '-'} | {it} ({note}) | {g_end(base)} / {g_end(sdc)} |")
+                     f"{ms(sdc)} | {paired} | {pub if pub else '-'} | {it} ({note}) | {g_end(base)} / {g_end(sdc)} | "
+                     f"{', '.join(sorted({short_device(r) for r in rs}))} |")
         if method != "random":
             fig_data.append(((dataset, ipc, method), base, sdc, best))
     lines += ["", "Validation accuracy of the lambda sweep (first seed):", "",

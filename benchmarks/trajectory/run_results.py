@@ -243,8 +243,35 @@ def plot_curves(runs):
     plt.close(fig)
 
 
+def code_and_machine_lines(runs) -> list[str]:
+    devices = sorted({r.get("device", "cpu") for r in runs})
+    out = []
+    if DATASET == "mnist":
+        out.append("- code: every run started before commit c00095c (2026-11-27 23:21 UTC). That commit changed "
+                   "`Method.init_synthetic` so that all methods draw the same initial real images for a seed (before "
+                   "it, the method name was part of the init seed). A rerun with the current code follows the same "
+                   "protocol, but MTT/FTD/TESLA start from other real images, so the numbers will differ within "
+                   "noise. DATM's correct-sample init and the random baseline are unaffected.")
+    for d in devices:
+        out.append("- machine: " + ("2 shared CPU cores (Intel Xeon), one thread per run, two runs at a time"
+                                    if d == "cpu" else d) + " (same presets and budgets as on the CPU; the GPU "
+                   "only buys time)" * (d != "cpu"))
+    return out
+
+
+def collapse_lines(runs) -> list[str]:
+    """Runs whose networks learned nothing (at most chance + 0.5 points), with the step size they learned."""
+    bad = [r for r in runs if r.get("method") in METHODS and r["test_mean"] <= 1.05 / 10]
+    if not bad:
+        return []
+    return ["", "Collapsed runs (test accuracy at chance): the learned step size `syn_lr` that the evaluation "
+            "then uses, against the teacher's 0.01:", "", "| run | test acc (%) | learned syn_lr |", "|---|---|---|"] + [
+        f"| {r['method']} lambda={r['lambda_sdc']:g} seed={r['seed']} | {100 * r['test_mean']:.2f} | "
+        f"{r['syn_lr']:.4g} |" for r in bad]
+
+
 def results_md(res) -> str:
-    lines = [f"# Trajectory matching with SDC: {DATASET}, IPC 1, CPU presets", "",
+    lines = [f"# Trajectory matching with SDC: {DATASET}, IPC 1, the -cpu presets", "",
              f"- generated: {res['date']} (runs dated inside results.json)",
              f"- presets: `{{mtt,ftd,tesla,datm}}-{DATASET}-ipc1-cpu` (their `note` says what the CPU budget cut)",
              f"- evaluation: {res['eval']['num_models']} ConvNetW32 per distilled set, {res['eval']['epochs']} "
@@ -255,12 +282,7 @@ def results_md(res) -> str:
              f"{list(res['seeds'])} for lambda = 0 and the chosen lambda (batch-mode SDC)",
              "- command: `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 PYTHONPATH=src OMP_NUM_THREADS=1 "
              ".venv/bin/python benchmarks/trajectory/run_results.py {sweep,seeds,random,ablation,report}`",
-             "- code: every run started before commit c00095c (2026-11-27 23:21 UTC). That commit changed "
-             "`Method.init_synthetic` so that all methods draw the same initial real images for a seed (before "
-             "it, the method name was part of the init seed). A rerun with the current code follows the same "
-             "protocol, but MTT/FTD/TESLA start from other real images, so the numbers will differ within noise. "
-             "DATM's correct-sample init and the random baseline are unaffected.",
-             "- machine: 2 shared CPU cores (Intel Xeon), one thread per run, two runs at a time", "",
+             *code_and_machine_lines(res["runs"]), "",
              "",
              "Test accuracy: mean +- std over all seeds x models (15 networks); `seed means` = the per-seed means. "
              "GraDN: the synthetic set's mean GraDN on the driver's fixed reference panel (4 ConvNets, 1 epoch on "
@@ -292,6 +314,7 @@ def results_md(res) -> str:
     for m, d in res["val_sweep_seed0"].items():
         lines.append(f"| {m.upper()} | " + " | ".join(f"{100 * d[l]:.2f}" if l in d else "-"
                                                       for l in res["lambdas_swept"]) + " |")
+    lines += collapse_lines(res["runs"])
     base = {r["method"]: r for r in res["runs"] if r.get("seed") == 0 and r.get("lambda_sdc") == 0.0}
     if res.get("ablation"):
         lines += ["", "TESLA ablation (seed 0, lambda 0, 5 models): soft labels vs hard labels, first-order vs exact "
