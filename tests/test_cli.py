@@ -31,6 +31,7 @@ def test_info_lists_datasets_methods_presets(capsys):
     (["select", "--dataset", "digits", "--method", "magic"], "unknown selection method"),
     (["eval", "/nonexistent/file.safetensors"], "no such file"),
     (["distill", "method=dsa", "dataset=digits", "model=ConvNot", "iterations=1", "--no-eval"], "unknown model"),
+    (["distill", "method=dsa", "dataset=digits", "device=tpu", "iterations=1"], "unknown device"),
 ])
 def test_user_errors_exit_2_with_one_line(capsys, tmp_path, argv, needle):
     code, _, err = run(capsys, *argv, *([] if argv[0] != "distill" else ["--out", str(tmp_path)]))

@@ -104,10 +104,10 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
     from .data import load_dataset
     t_start = time.perf_counter()
     method_cls = get_method(cfg.method)
+    device = resolve_device(cfg.device)  # a device this machine lacks fails before any data is read
     if dataset is None:
         dataset = load_dataset(cfg.dataset, cfg.data_root, zca=cfg.zca, seed=0, val_size=cfg.val_size)
     check_ipc(dataset, cfg.ipc)
-    device = resolve_device(cfg.device)
     for m in dict.fromkeys([cfg.model, *cfg.eval_models]):  # fail now, not after an hour of distillation
         build_network(m, dataset.shape[0], dataset.num_classes, tuple(dataset.shape[1:]))
     run_dir = prepare_run_dir(Path(cfg.out_dir) / (cfg.name or default_run_name(cfg)))
