@@ -112,7 +112,7 @@ def cmd_select(a) -> int:
     from .methods.selection import select
     from .distill import prepare_run_dir
     ds = _load_data(a.dataset, a.data_root)
-    d = select(ds, a.method, a.ipc, seed=a.seed, progress=not a.quiet, device=a.device)
+    d = select(ds, a.method, a.ipc, seed=a.seed, progress=not a.quiet)
     run_dir = prepare_run_dir(Path(a.out) / (a.name or f"{a.method}-{ds.name}-ipc{a.ipc}-s{a.seed}"))
     d.save(run_dir / "distilled.safetensors")
     d.save_grid(run_dir / "grid.png", ds)
