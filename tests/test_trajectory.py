@@ -213,9 +213,11 @@ def test_sdc_batch_term_is_the_mean_step_gradient_norm(env, tmp_path):
 
 
 def test_tesla_method_labels_and_memory_mode(env, tmp_path):
-    r = direct(env, tmp_path, "tesla")
+    hard = direct(env, tmp_path, "tesla")                        # the reference's default: hard labels
+    assert not hard.soft and hard.labels.dtype == torch.long
+    r = direct(env, tmp_path, "tesla", soft_labels=True)
     assert r.soft and r.labels.shape == (6, 3)
-    m = get_method("tesla")(cfg_for(env, "tesla", tmp_path / "u"), env[0])
+    m = get_method("tesla")(cfg_for(env, "tesla", tmp_path / "u", soft_labels=True), env[0])
     m.init_synthetic()
     m.setup()
     g = m.rng(0)
@@ -224,7 +226,7 @@ def test_tesla_method_labels_and_memory_mode(env, tmp_path):
     before = m.images.detach().clone()
     m.step(0)
     assert torch.allclose(m.labels, m.expert_logits(target, before))  # the target expert's soft labels
-    exact = direct(env, tmp_path, "tesla", exact=True)
+    exact = direct(env, tmp_path, "tesla", exact=True, soft_labels=True)
     assert not torch.equal(exact.images, r.images)
 
 

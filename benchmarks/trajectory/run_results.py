@@ -74,6 +74,7 @@ def one_run(method, lam, seed, ds, variant=None):
                "test_accs": r.metrics["last"]["models"]["ConvNetW32"]["accs"],
                "test_mean": r.metrics["last"]["models"]["ConvNetW32"]["mean"],
                "val_accs": val["models"]["ConvNetW32"]["accs"], "val_mean": val["models"]["ConvNetW32"]["mean"],
+               "method_args": cfg.method_args,
                "syn_lr": r.distilled.lr, "gradn_curve": curve, "seconds": round(time.time() - t0, 1),
                "distill_seconds": round(r.metrics["distill_seconds"], 1),
                "final_loss": float(rows[-1]["loss"]) if rows else None,
@@ -252,6 +253,10 @@ def code_and_machine_lines(runs) -> list[str]:
                    "it, the method name was part of the init seed). A rerun with the current code follows the same "
                    "protocol, but MTT/FTD/TESLA start from other real images, so the numbers will differ within "
                    "noise. DATM's correct-sample init and the random baseline are unaffected.")
+    if any(r.get("method") == "tesla" and "method_args" not in r and not r.get("variant") for r in runs):
+        out.append("- TESLA rows: soft labels (the reference's `--teacher_label`), which was easydd's TESLA default "
+                   "when these ran. The default is now hard labels, as in the reference code (whose command lines "
+                   "use soft labels for ImageNet-1K only); `soft_labels=true` reproduces these rows.")
     for d in devices:
         out.append("- machine: " + ("2 shared CPU cores (Intel Xeon), one thread per run, two runs at a time"
                                     if d == "cpu" else d) + " (same presets and budgets as on the CPU; the GPU "
