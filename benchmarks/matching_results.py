@@ -55,8 +55,10 @@ def run_one(ds, dataset, ipc, method, lam, seed, a) -> dict:
         cfg.note += f"; this benchmark: {a.iterations} iterations"
     t = time.perf_counter()
     res = distill(cfg, ds, progress=False, resume=True)
-    val = evaluate_distilled(res.distilled, ds, models=["ConvNet"], num_models=a.val_models,
-                             epochs=a.eval_epochs, split="val", seed=seed, progress=False)
+    val = None  # the validation split only chooses lambda (first seed): --val-models 0 skips it on other seeds
+    if a.val_models > 0:
+        val = evaluate_distilled(res.distilled, ds, models=["ConvNet"], num_models=a.val_models,
+                                 epochs=a.eval_epochs, split="val", seed=seed, progress=False)
     test = res.metrics["last"]["models"]["ConvNet"]
     curve = []
     with open(res.run_dir / "curves.csv") as f:
@@ -65,7 +67,7 @@ def run_one(ds, dataset, ipc, method, lam, seed, a) -> dict:
                 curve.append((int(row["iteration"]), float(row["gradn"])))
     return {"dataset": dataset, "ipc": ipc, "method": method, "lambda_sdc": lam, "seed": seed,
             "device": device_description(res.metrics.get("device", "cpu")),
-            "test_accs": test["accs"], "test_mean": test["mean"], "val_mean": val["models"]["ConvNet"]["mean"],
+            "test_accs": test["accs"], "test_mean": test["mean"], "val_mean": val["models"]["ConvNet"]["mean"] if val else None,
             "gradn_curve": curve, "iterations": cfg.iterations, "eval_epochs": res.metrics["last"]["epochs"],
             "note": cfg.note, "seconds": time.perf_counter() - t, "run_dir": str(res.run_dir),
             "date": time.strftime("%Y-%m-%d %H:%M")}
@@ -101,7 +103,9 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--iterations", type=int, default=None, help="override the -cpu preset's iterations")
     ap.add_argument("--num-models", type=int, default=5)
-    ap.add_argument("--val-models", type=int, default=2)
+    ap.add_argument("--val-models", type=int, default=2,
+                    help="networks for the validation score that picks lambda; 0 skips it (fine once the first "
+                         "seed's sweep is done, it is only read there)")
     ap.add_argument("--eval-epochs", type=int, default=300)
     ap.add_argument("--track-every", type=int, default=10)
     ap.add_argument("--runs", default="runs/matching")
@@ -137,7 +141,8 @@ def main() -> None:
                             with open(jl, "a") as f:
                                 f.write(json.dumps(r) + "\n")
                             print(f"{dataset} ipc{ipc} {method} lambda={lam:g} seed={seed}: test "
-                                  f"{100 * r['test_mean']:.2f} val {100 * r['val_mean']:.2f} ({r['seconds']:.0f} s)",
+                                  f"{100 * r['test_mean']:.2f} val {100 * r['val_mean'] if r['val_mean'] is not None else float('nan'):.2f} "
+                                  f"({r['seconds']:.0f} s)",
                                   flush=True)
                         return done[k]
                     get(0.0, a.seeds[0])

@@ -82,6 +82,18 @@ def test_jsonl_results_best_lambda_on_validation(tmp_path):
     assert "DSA +SDC λ=10" in md_all and "DSA +SDC λ=1 " in md_all
 
 
+def test_best_lambda_ignores_seeds_without_a_validation_score():
+    rec = report.Record
+    # the benchmark scores validation only on the seed that chose lambda; later seeds carry val_mean=None
+    by_lam = {1.0: [rec(dataset="mnist", ipc=1, method="dm", lambda_sdc=1.0, seed=0, accs=[0.9], val_mean=0.6),
+                    rec(dataset="mnist", ipc=1, method="dm", lambda_sdc=1.0, seed=1, accs=[0.9], val_mean=None)],
+              10.0: [rec(dataset="mnist", ipc=1, method="dm", lambda_sdc=10.0, seed=0, accs=[0.9],
+                         val_mean=0.5)]}
+    assert report._best_on_val(by_lam) == 1.0
+    by_lam[10.0][0].val_mean = None  # a weight with no score at all: no choice can be made
+    assert report._best_on_val(by_lam) is None
+
+
 def test_study_json_and_readme_splice(tmp_path):
     study = {"records": [dict(dataset="mnist", ipc=500, method="hardest", seed=0, accs=[0.97, 0.98],
                               eval_epochs=15)], "figure": "selection.png"}

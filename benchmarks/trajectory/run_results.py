@@ -75,7 +75,7 @@ def one_run(method, lam, seed, ds, variant=None):
                "test_mean": r.metrics["last"]["models"]["ConvNetW32"]["mean"],
                "val_accs": val["models"]["ConvNetW32"]["accs"], "val_mean": val["models"]["ConvNetW32"]["mean"],
                "method_args": cfg.method_args,
-               "syn_lr": r.distilled.lr, "gradn_curve": curve, "seconds": round(time.time() - t0, 1),
+               "device": r.metrics.get("device", "cpu"), "syn_lr": r.distilled.lr, "gradn_curve": curve, "seconds": round(time.time() - t0, 1),
                "distill_seconds": round(r.metrics["distill_seconds"], 1),
                "final_loss": float(rows[-1]["loss"]) if rows else None,
                "date": datetime.datetime.now().isoformat(timespec="seconds")}
@@ -335,6 +335,13 @@ def results_md(res) -> str:
         for r in sorted(res["ablation"], key=lambda r: (r["variant"], r["seed"])):
             lines.append(f"| {r['variant']} | {r['settings']} | {r['seed']} | {100 * r['test_mean']:.2f} | "
                          f"{100 * r['val_mean']:.2f} |")
+        where = sorted({r.get("device", "cpu") for r in res["ablation"]})
+        dates = sorted(r["date"][:16] for r in res["ablation"] if r.get("date"))
+        lines += ["", "Ablation runs ran on: " + ", ".join("2 shared CPU cores, one thread per run" if d == "cpu" else d
+                                                      for d in where)
+                  + (f", {dates[0]} to {dates[-1]}" if dates else "") + ", each with the expert buffer trained on "
+                  "that machine (an expert buffer made on another device differs in rounding, so compare these rows "
+                  "with the table above within noise, not digit by digit)."]
         hard = [r["test_mean"] for r in res["ablation"] if r["variant"] == "tesla-hard"]
         if len(hard) > 1:
             m, sd = _ms([100 * x for x in hard])

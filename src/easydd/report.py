@@ -357,13 +357,17 @@ def build_table(records: list[Record], sdc: str = "best") -> dict:
 
 
 def _best_on_val(by_lam: dict[float, list[Record]]) -> float | None:
-    """The weight with the best mean validation accuracy over the seeds all weights share (None: no numbers)."""
-    if any(r.val_mean is None for recs in by_lam.values() for r in recs):
+    """The weight with the best mean validation accuracy over the seeds all weights share (None: no numbers).
+
+    Records without a validation score (a benchmark may score only the seed that chose lambda) are left out of
+    the choice; a weight with no scored record at all makes the choice impossible."""
+    scored = {lam: [r for r in recs if r.val_mean is not None] for lam, recs in by_lam.items()}
+    if any(not recs for recs in scored.values()):
         return None
-    common = set.intersection(*({r.seed for r in recs} for recs in by_lam.values()))
+    common = set.intersection(*({r.seed for r in recs} for recs in scored.values()))
 
     def score(lam):
-        v = [r.val_mean for r in by_lam[lam] if not common or r.seed in common]
+        v = [r.val_mean for r in scored[lam] if not common or r.seed in common]
         return statistics.fmean(v)
     return max(sorted(by_lam), key=score)
 
