@@ -202,26 +202,43 @@ def report():
               "eval": EVAL, "lambdas_swept": LAMBDAS, "seeds": SEEDS, "table": table, "val_sweep_seed0": sweep,
               "random": rnd_entry, "ablation": ablation, "runs": runs}
     out_path("results", "json").write_text(json.dumps(result, indent=1))
-    write_records(runs)
+    write_records(runs, ablation)
     plot_curves(runs)
     out_path("results", "md").write_text(results_md(result))
 
 
-def write_records(runs):
+def soft_labelled_tesla(r) -> bool:
+    """TESLA runs made before hard labels became the default carry no method_args: they used soft labels (an
+    ablation run says its own setting)."""
+    if r["method"] != "tesla":
+        return False
+    if r.get("variant"):
+        return r["settings"].get("soft_labels", True)
+    return (r.get("method_args") or {"soft_labels": True}).get("soft_labels", False)
+
+
+def write_records(runs, ablation=()):
     """One JSON line per run in the form `easydd report` reads, so the README table puts these runs beside the
     gradient-matching ones (evaluated with ConvNetW32, which the report marks). The random baseline stays in
-    results.md: the selection study already fills the report's random ConvNetW32 cell with another protocol."""
+    results.md: the selection study already fills the report's random ConvNetW32 cell with another protocol.
+    TESLA: the table's TESLA row is the current default (hard labels: the tesla-hard ablation runs); soft-label
+    runs are their own row, `tesla_soft`."""
+    hard = [r for r in ablation if r.get("variant") == "tesla-hard"]
     with open(out_path("results", "jsonl"), "w") as f:
-        for r in runs:
+        for r in [*runs, *hard]:
             if r["method"] not in METHODS:
                 continue
-            rec = {"dataset": DATASET, "ipc": 1, "method": r["method"], "lambda_sdc": r.get("lambda_sdc", 0.0),
+            method = "tesla_soft" if soft_labelled_tesla(r) else r["method"]
+            rec = {"dataset": DATASET, "ipc": 1, "method": method, "lambda_sdc": r.get("lambda_sdc", 0.0),
                    "seed": r["seed"], "test_accs": r["test_accs"], "model": EVAL["models"][0],
                    "eval_epochs": EVAL["epochs"]}
             if "val_mean" in r:
                 rec["val_mean"] = r["val_mean"]
             if r.get("preset"):
                 rec["note"] = f"preset {r['preset']}"
+            if r["method"] == "tesla":
+                rec["note"] = rec.get("note", "") + ("; soft labels (the old default)" if method == "tesla_soft"
+                                                     else "; hard labels (the default)")
             f.write(json.dumps(rec) + "\n")
 
 

@@ -70,10 +70,10 @@ _DATASET_ORDER = ["digits", "mnist", "fashion_mnist", "svhn", "cifar10", "cifar1
 _DATASET_LABEL = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "svhn": "SVHN", "cifar10": "CIFAR-10",
                   "cifar100": "CIFAR-100", "tiny_imagenet": "TinyImageNet", "digits": "digits"}
 _METHOD_ORDER = ["random", "herding", "kcenter", "easiest", "hardest", "dc", "dsa", "dsac", "dm", "mtt", "ftd",
-                 "tesla", "datm"]
+                 "tesla", "tesla_soft", "datm"]
 _METHOD_LABEL = {"random": "Random", "herding": "Herding", "kcenter": "K-Center", "easiest": "Easiest (GraDN)",
                  "hardest": "Hardest (GraDN)", "dc": "DC", "dsa": "DSA", "dsac": "DSAC", "dm": "DM", "mtt": "MTT",
-                 "ftd": "FTD", "tesla": "TESLA", "datm": "DATM"}
+                 "ftd": "FTD", "tesla": "TESLA", "tesla_soft": "TESLA soft labels", "datm": "DATM"}
 _PUBLISHED_MODELS = ("ConvNet",)  # the published numbers are for the width-128 ConvNet
 
 
