@@ -67,7 +67,8 @@ def run_one(ds, dataset, ipc, method, lam, seed, a) -> dict:
                 curve.append((int(row["iteration"]), float(row["gradn"])))
     return {"dataset": dataset, "ipc": ipc, "method": method, "lambda_sdc": lam, "seed": seed,
             "device": device_description(res.metrics.get("device", "cpu")),
-            "test_accs": test["accs"], "test_mean": test["mean"], "val_mean": val["models"]["ConvNet"]["mean"] if val else None,
+            "test_accs": test["accs"], "test_mean": test["mean"],
+            "val_mean": val["models"]["ConvNet"]["mean"] if val else None,
             "gradn_curve": curve, "iterations": cfg.iterations, "eval_epochs": res.metrics["last"]["epochs"],
             "note": cfg.note, "seconds": time.perf_counter() - t, "run_dir": str(res.run_dir),
             "date": time.strftime("%Y-%m-%d %H:%M")}
@@ -140,10 +141,9 @@ def main() -> None:
                             done[k] = r
                             with open(jl, "a") as f:
                                 f.write(json.dumps(r) + "\n")
+                            val = "-" if r["val_mean"] is None else f"{100 * r['val_mean']:.2f}"
                             print(f"{dataset} ipc{ipc} {method} lambda={lam:g} seed={seed}: test "
-                                  f"{100 * r['test_mean']:.2f} val {100 * r['val_mean'] if r['val_mean'] is not None else float('nan'):.2f} "
-                                  f"({r['seconds']:.0f} s)",
-                                  flush=True)
+                                  f"{100 * r['test_mean']:.2f} val {val} ({r['seconds']:.0f} s)", flush=True)
                         return done[k]
                     get(0.0, a.seeds[0])
                     sweep = {lam: get(lam, a.seeds[0])["val_mean"] for lam in a.lambdas}

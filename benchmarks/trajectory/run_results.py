@@ -75,7 +75,8 @@ def one_run(method, lam, seed, ds, variant=None):
                "test_mean": r.metrics["last"]["models"]["ConvNetW32"]["mean"],
                "val_accs": val["models"]["ConvNetW32"]["accs"], "val_mean": val["models"]["ConvNetW32"]["mean"],
                "method_args": cfg.method_args,
-               "device": r.metrics.get("device", "cpu"), "syn_lr": r.distilled.lr, "gradn_curve": curve, "seconds": round(time.time() - t0, 1),
+               "device": r.metrics.get("device", "cpu"), "syn_lr": r.distilled.lr, "gradn_curve": curve,
+               "seconds": round(time.time() - t0, 1),
                "distill_seconds": round(r.metrics["distill_seconds"], 1),
                "final_loss": float(rows[-1]["loss"]) if rows else None,
                "date": datetime.datetime.now().isoformat(timespec="seconds")}
@@ -344,8 +345,8 @@ def results_md(res) -> str:
     if res.get("ablation"):
         lines += ["", "TESLA ablation (lambda 0, 5 models each): soft labels vs hard labels, first-order vs exact "
                   "gradient:", "", "| variant | settings | seed | test acc (%) | val acc (%) |", "|---|---|---|---|---|"]
-        soft = sorted((r for r in res["runs"] if r["method"] == "tesla" and r.get("lambda_sdc") == 0.0
-                       and "method_args" not in r), key=lambda r: r["seed"])
+        soft = sorted((r for r in res["runs"] if soft_labelled_tesla(r) and r.get("lambda_sdc") == 0.0),
+                      key=lambda r: r["seed"])
         for t in soft:
             lines.append(f"| tesla (soft-label runs above) | soft labels, first-order | {t['seed']} | "
                          f"{100 * t['test_mean']:.2f} | {100 * t['val_mean']:.2f} |")
