@@ -3,7 +3,11 @@
 These are the slowest tests (a few minutes on 2 cores). Budgets are cut far below the reference protocol, so the
 margins asserted are modest; the README's results tables use the real protocol.
 """
+import dataclasses
+import time
+
 import pytest
+import torch
 
 from easydd.config import build_config
 from easydd.evaluate import evaluate_distilled
@@ -19,17 +23,28 @@ def acc(d, ds, seed=0):
     return evaluate_distilled(d, ds, seed=seed, **EVAL)["models"]["ConvNet"]["mean"]
 
 
-def test_herding_beats_random_at_ipc1(mnist):
-    """Herding's feature-mean images are far better than random ones at IPC 1 (DC paper: 89.2 vs 64.9 on MNIST).
-    At IPC 10 the literature has random ahead (95.1 vs 93.7), so that is not asserted; see the closing note."""
-    herd = [acc(select(mnist, "herding", 1, seed=s, pool=1000), mnist, s) for s in range(2)]
-    rand = [acc(select(mnist, "random", 1, seed=s), mnist, s) for s in range(2)]
-    assert sum(herd) / 2 > sum(rand) / 2 + 0.03, (herd, rand)
+@pytest.fixture(scope="module")
+def mnist_2k(mnist):
+    """MNIST with a stratified 2000-image test split (200 per class): testing the 10000 images cost more than
+    training the networks at IPC 1 (17 of 27 s per network here); the standard error at ~70 % is ~1 point, well
+    inside the margins asserted."""
+    idx = torch.cat([torch.nonzero(mnist.y_test == c).flatten()[:200] for c in range(mnist.num_classes)])
+    return dataclasses.replace(mnist, x_test=mnist.x_test[idx], y_test=mnist.y_test[idx])
 
 
 @pytest.fixture(scope="module")
-def random_ipc1(mnist):
-    return sum(acc(select(mnist, "random", 1, seed=s), mnist, s) for s in range(3)) / 3
+def random_ipc1(mnist_2k):
+    accs = [acc(select(mnist_2k, "random", 1, seed=s), mnist_2k, s) for s in range(3)]
+    print("random IPC 1:", accs)
+    return sum(accs) / 3
+
+
+def test_herding_beats_random_at_ipc1(mnist_2k, random_ipc1):
+    """Herding's feature-mean images are far better than random ones at IPC 1 (DC paper: 89.2 vs 64.9 on MNIST).
+    At IPC 10 the literature has random ahead (95.1 vs 93.7), so that is not asserted; see the closing note."""
+    herd = acc(select(mnist_2k, "herding", 1, seed=0, pool=1000), mnist_2k)  # one seed: 79.1 vs 54.5 % measured
+    print("herding IPC 1:", herd)
+    assert herd > random_ipc1 + 0.03, (herd, random_ipc1)
 
 
 @pytest.mark.parametrize("method,iterations,extra", [
@@ -37,11 +52,14 @@ def random_ipc1(mnist):
     ("dsa", 30, {"batch_real": 64}),
     ("dm", 80, {"batch_real": 64}),
 ])
-def test_distillation_beats_random_at_ipc1(mnist, random_ipc1, tmp_path, method, iterations, extra):
+def test_distillation_beats_random_at_ipc1(mnist_2k, random_ipc1, tmp_path, method, iterations, extra):
     from easydd.distill import distill
     cfg = build_config(None, dict(method=method, dataset="mnist", ipc=1, iterations=iterations, seed=0,
                                   out_dir=str(tmp_path), checkpoint_every=0, **extra), method_params)
-    res = distill(cfg, mnist, progress=False, final_eval=False)
-    a = acc(res.distilled, mnist)
+    t = time.perf_counter()
+    res = distill(cfg, mnist_2k, progress=False, final_eval=False)
+    t_distill = time.perf_counter() - t
+    a = acc(res.distilled, mnist_2k)
+    print(f"{method} IPC 1, {iterations} iterations ({t_distill:.0f} s): {a:.4f} vs random {random_ipc1:.4f}")
     assert a > random_ipc1 + 0.02, (method, a, random_ipc1)
     assert (res.run_dir / "distilled.safetensors").exists() and (res.run_dir / "grid.png").exists()
