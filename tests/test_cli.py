@@ -32,6 +32,12 @@ def test_info_lists_datasets_methods_presets(capsys):
     (["eval", "/nonexistent/file.safetensors"], "no such file"),
     (["distill", "method=dsa", "dataset=digits", "model=ConvNot", "iterations=1", "--no-eval"], "unknown model"),
     (["distill", "method=dsa", "dataset=digits", "device=tpu", "iterations=1"], "unknown device"),
+    (["distill", "method=dsa", "dataset=nowhere", "sdc_net=somewhere"], "sdc_net must be one of"),
+    (["distill", "method=dsa", "dataset=nowhere", "sdc_ratio=-1"], "sdc_ratio must be a finite number"),
+    (["distill", "method=dsa", "dataset=nowhere", "sdc_ratio=.inf"], "sdc_ratio must be a finite number"),
+    (["distill", "method=dsa", "dataset=nowhere", "lambda_sdc=.inf"], "lambda_sdc must be a finite number"),
+    (["distill", "method=dsa", "dataset=nowhere", "lambda_sdc=1", "sdc_ratio=1"], "not both"),
+    (["distill", "method=dsa", "dataset=digits", "sdc_ratio=0.3", "model=ConvNot"], "unknown model"),
 ])
 def test_user_errors_exit_2_with_one_line(capsys, tmp_path, argv, needle):
     code, _, err = run(capsys, *argv, *([] if argv[0] != "distill" else ["--out", str(tmp_path)]))
@@ -77,6 +83,15 @@ def test_distill_writes_the_run_directory_and_resumes(capsys, tmp_path):
     first = Distilled.load(run_dir).images
     code, out, err = run(capsys, *args)
     assert code == 0 and "resumed" in (run_dir / "log.txt").read_text()
+    assert (Distilled.load(run_dir).images == first).all()
+    # the checkpoint is never reused under settings that change the set, nor cut back to fewer iterations
+    config_before = (run_dir / "config.yaml").read_text()
+    for change, needle in ((["lambda_sdc=1"], "other settings (lambda_sdc: 0.0 -> 1.0"), (["seed=0", "lr_img=2"],
+                           "other settings"), (["iterations=2"], "past this run's iterations=2")):
+        over = [a for a in args if not a.startswith("iterations=")] if change[0].startswith("iterations") else args
+        code, _, err = run(capsys, over[0], *change, *over[1:], "--name", "dm-digits-ipc1-s0")
+        assert code == 2 and needle in err.strip().splitlines()[-1], err
+    assert (run_dir / "config.yaml").read_text() == config_before
     assert (Distilled.load(run_dir).images == first).all()
 
 

@@ -116,3 +116,62 @@ def test_sample_mode_runs_and_is_differentiable(digits):
 def test_batchnorm_network_is_handled(digits):
     m = make("dc", digits, model="ConvNetD2W16BN", batch_real=8, ipc=2)
     assert torch.isfinite(torch.tensor(m.step(0)["loss"]))
+
+
+# -- SDC at the trained pool, rho and the ratio-controlled weight ----------------------------------------------
+@pytest.mark.parametrize("method", ["dsa", "dm"])
+def test_sdc_off_is_bit_identical_whatever_the_sdc_settings(digits, method):
+    """lambda_sdc = 0 and sdc_ratio = 0 give the base method bit for bit, wherever R would be measured."""
+    sets = []
+    for over in (dict(), dict(sdc_net="fresh"), dict(sdc_net="trained", sdc_ratio=0.0, sdc_pool=2)):
+        m = make(method, digits, batch_real=8, **over)
+        for it in range(2):
+            m.step(it)
+        sets.append(m.images.detach().clone())
+    assert torch.equal(sets[0], sets[1]) and torch.equal(sets[0], sets[2])
+
+
+@pytest.mark.parametrize("method", ["dc", "dm"])
+def test_trained_pool_logs_rho_and_the_ratio_holds_it(digits, method):
+    """sdc_ratio = r sets lambda so that ||d(lambda R)/dS|| / ||dL_match/dS|| stays near r (a running estimate:
+    exactly r on the first update, within a factor of 3 later); R is taken at a pool network, not the method's."""
+    m = make(method, digits, batch_real=8, sdc_ratio=0.5, sdc_pool=2)
+    logs = [m.step(it) for it in range(6)]
+    assert logs[0]["rho"] == pytest.approx(0.5, rel=1e-4)
+    assert all(0.5 / 3 < r["rho"] < 0.5 * 3 for r in logs), [r["rho"] for r in logs]
+    assert all(r["lambda"] > 0 and r["sdc"] > 0 for r in logs)
+    # the weight's running state travels with the checkpoint
+    state = m.state_dict()
+    m2 = make(method, digits, batch_real=8, sdc_ratio=0.5, sdc_pool=2)
+    m2.load_state_dict(state)
+    assert m2.sdc.scale == pytest.approx(m.sdc.scale)
+
+
+def test_fixed_lambda_reports_its_rho(digits):
+    m = make("dsa", digits, batch_real=8, lambda_sdc=2.0, sdc_pool=2)
+    logs = m.step(0)
+    assert logs["lambda"] == 2.0 and logs["rho"] > 0
+
+
+def test_trained_pool_penalty_lowers_r_at_the_pool(digits):
+    """The mechanics on tiny shapes: with the ratio on, the set's R at the pool networks ends below the base
+    method's (same seed). Transfer to disjoint networks is an MNIST-scale behaviour, tested in test_e2e_mnist."""
+    from easydd.sdc import batch_term
+    out = {}
+    for r in (0.0, 1.0):
+        m = make("dsa", digits, batch_real=16, ipc=2, sdc_ratio=r, sdc_pool=2, lr_img=1.0)
+        for it in range(10):
+            m.step(it)
+        if r == 0.0:
+            base = m
+            continue
+        x, y = m.images.detach(), m.labels
+        sl = [m.class_slice(c) for c in range(10)]
+        out = [(batch_term(net, base.images.detach(), y, sl).item(), batch_term(net, x, y, sl).item())
+               for net in m.sdc._pool]
+    assert all(after < before for before, after in out), out
+
+
+def test_pool_and_tracking_panel_never_share_a_network():
+    from easydd.sdc import POOL_SEED
+    assert POOL_SEED != 0  # the driver's tracking panel is reference_panel(..., seed=0)

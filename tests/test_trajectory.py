@@ -190,15 +190,15 @@ def test_lambda_zero_is_exactly_the_base_method(env, tmp_path, method):
     same = direct(env, tmp_path, method, lambda_sdc=0.0, sdc_mode="sample")
     assert torch.equal(base.images, same.images)
     assert torch.equal(base.labels, same.labels) and base.lr == same.lr
-    for mode in ("batch", "sample"):
-        sdc = direct(env, tmp_path, method, lambda_sdc=0.5, sdc_mode=mode)
+    for mode, net in (("batch", "fresh"), ("sample", "fresh"), ("batch", "trained")):
+        sdc = direct(env, tmp_path, method, lambda_sdc=0.5, sdc_mode=mode, sdc_net=net, sdc_pool=2)
         assert not torch.equal(base.images, sdc.images)
         assert torch.isfinite(sdc.images).all()
 
 
 def test_sdc_batch_term_is_the_mean_step_gradient_norm(env, tmp_path):
     """R = mean_k ||g_k||: with one step on the whole set it is ||g_0|| at the expert's start parameters."""
-    m = get_method("mtt")(cfg_for(env, "mtt", tmp_path, lambda_sdc=1.0, syn_steps=1, batch_syn=0), env[0])
+    m = get_method("mtt")(cfg_for(env, "mtt", tmp_path, lambda_sdc=1.0, sdc_net="fresh", syn_steps=1, batch_syn=0), env[0])
     m.init_synthetic()
     m.setup()
     g = m.rng(0)
@@ -278,22 +278,34 @@ def test_datm_window_labels_and_init(env, tmp_path):
     assert d.soft and d.labels.shape == (6, 3)
 
 
-def test_divergence_guard_keeps_last_good_checkpoint(env, tmp_path):
-    run(env, tmp_path, "mtt", iterations=2, name="div")
+def test_divergence_guard_keeps_last_good_checkpoint(env, tmp_path, monkeypatch):
+    from easydd.methods.trajectory import MTT
+    step = MTT.step
+
+    def diverging_step(self, it):  # a run that diverges at iteration 2 by itself (syn_lr blows up)
+        if it == 2:
+            with torch.no_grad():
+                self.lr.fill_(1e9)
+        return step(self, it)
+    monkeypatch.setattr(MTT, "step", diverging_step)
     ckpt = tmp_path / "div" / "checkpoint.pt"
-    good = ckpt.read_bytes()
     with pytest.raises(DivergedError) as exc:
-        distill(cfg_for(env, "mtt", tmp_path, iterations=8, name="div", lr_lr=1e8), env[0], progress=False,
+        distill(cfg_for(env, "mtt", tmp_path, iterations=8, name="div"), env[0], progress=False,
                 final_eval=False, resume=True)
     msg = str(exc.value)
-    assert "diverged at iteration 2" in msg and "lr_lr (now 1e+08" in msg and str(ckpt) in msg
-    assert ckpt.read_bytes() == good                             # the last good state is untouched
-    state = torch.load(ckpt, weights_only=True)
+    assert "diverged at iteration 2" in msg and "lr_lr (now 0.0001" in msg and str(ckpt) in msg
+    state = torch.load(ckpt, weights_only=True)                  # the last good state is kept
     assert state["iteration"] == 2 and torch.isfinite(state["method"]["images"]).all()
-    # lowering the rate resumes from that checkpoint
-    ok = distill(cfg_for(env, "mtt", tmp_path, iterations=3, name="div"), env[0], progress=False,
+    monkeypatch.setattr(MTT, "step", step)
+    # after a divergence the rerun may lower the rates the message names, and resumes from that checkpoint
+    ok = distill(cfg_for(env, "mtt", tmp_path, iterations=3, name="div", lr_lr=1e-5), env[0], progress=False,
                  final_eval=False, resume=True)
     assert ok.distilled.lr is not None and math.isfinite(ok.distilled.lr)
+    assert "resumed from iteration 2" in (tmp_path / "div" / "log.txt").read_text()
+    # a healthy run does not resume under changed rates
+    with pytest.raises(UserError, match="other settings"):
+        distill(cfg_for(env, "mtt", tmp_path, iterations=4, name="div", lr_lr=1e-6), env[0], progress=False,
+                final_eval=False, resume=True)
 
 
 def test_buffer_problems_are_user_errors(env, tmp_path):

@@ -34,6 +34,10 @@ class RunConfig:
     val_size: int | None = None
     lambda_sdc: float = 0.0             # weight of the Sample Difficulty Correction term (0 = base method)
     sdc_mode: str = "batch"             # batch | sample
+    sdc_net: str = "trained"            # trained (a pool trained briefly on real data) | fresh (the method's own)
+    sdc_ratio: float = 0.0              # >0: lambda set each update so ||d(lambda R)/dS|| / ||dL/dS|| ~ sdc_ratio
+    sdc_pool: int = 4                   # networks in the trained pool (sdc_net=trained)
+    sdc_pool_epochs: int = 1            # epochs each pool network is trained on (up to 10k) real images
     # evaluation at the end (reference protocol) and on the validation split during the run
     eval_models: list = field(default_factory=lambda: ["ConvNet"])
     eval_num_models: int = 5
@@ -174,8 +178,8 @@ def validate(cfg: RunConfig) -> None:
          f"iterations must be a non-negative integer (got {cfg.iterations!r})")
     need(cfg.init in ("real", "noise"), f"init must be 'real' or 'noise' (got {cfg.init!r})")
     need(cfg.sdc_mode in ("batch", "sample"), f"sdc_mode must be 'batch' or 'sample' (got {cfg.sdc_mode!r})")
-    need(isinstance(cfg.lambda_sdc, (int, float)) and cfg.lambda_sdc >= 0,
-         f"lambda_sdc must be a number >= 0 (got {cfg.lambda_sdc!r})")
+    from .sdc import check_settings
+    check_settings(cfg)
     need(isinstance(cfg.eval_models, list) and cfg.eval_models, "eval_models must be a non-empty list of model names")
     need(cfg.eval_num_models >= 1, "eval_num_models must be >= 1")
-    cfg.lambda_sdc = float(cfg.lambda_sdc)
+    cfg.lambda_sdc, cfg.sdc_ratio = float(cfg.lambda_sdc), float(cfg.sdc_ratio)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .config import RunConfig
 from .distilled import Distilled, atomic_write
-from .errors import UserError
+from .errors import DivergedError, UserError
 from .evaluate import evaluate_distilled, format_result
 from .methods import get_method
 from .methods.selection import check_ipc
@@ -28,12 +28,12 @@ from .nets import build_network
 from .runtime import PeakMemory, resolve_device
 
 
-class DivergedError(UserError):
-    """The matching loss or the learned step size became NaN/inf or exploded."""
-
-
 def default_run_name(cfg: RunConfig) -> str:
-    sdc = f"-sdc{cfg.lambda_sdc:g}" + ("s" if cfg.sdc_mode == "sample" else "") if cfg.lambda_sdc > 0 else ""
+    if cfg.lambda_sdc > 0 or cfg.sdc_ratio > 0:
+        sdc = f"-sdc{cfg.lambda_sdc:g}" if cfg.lambda_sdc > 0 else f"-sdcr{cfg.sdc_ratio:g}"
+        sdc += ("s" if cfg.sdc_mode == "sample" else "") + ("f" if cfg.sdc_net == "fresh" else "")
+    else:
+        sdc = ""
     from .data.custom import custom_name, is_custom
     ds = custom_name(cfg.dataset) if is_custom(cfg.dataset) else cfg.dataset  # a path -> its safe stem
     return f"{cfg.method}-{ds}-ipc{cfg.ipc}{sdc}-s{cfg.seed}"
@@ -81,20 +81,56 @@ def _write_curves(run_dir: Path, rows: list[dict]) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    panels = [k for k in ("loss", "sdc", "gradn", "val_acc", "syn_lr") if any(k in r for r in rows)]
+    panels = [k for k in ("loss", "sdc", "rho", "gradn", "val_acc", "syn_lr") if any(k in r for r in rows)]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.6), squeeze=False)
     for ax, k in zip(axes[0], panels):
         pts = [(r["iteration"], r[k]) for r in rows if k in r and r[k] is not None]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if len(pts) < 50 else None)
-        ax.set_title({"gradn": "synthetic mean GraDN", "sdc": "SDC term R"}.get(k, k), fontsize=9)
+        ax.set_title({"gradn": "synthetic mean GraDN (panel)", "sdc": "SDC term R",
+                      "rho": "rho = |d lambda R| / |d L_match|"}.get(k, k), fontsize=9)
         ax.set_xlabel("iteration", fontsize=8)
     fig.tight_layout()
     atomic_write(run_dir / "curves.png", lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
 
 
-def _save_checkpoint(run_dir: Path, method, it: int, rows: list[dict], best: dict) -> None:
-    state = {"iteration": it, "method": method.state_dict(), "rows": rows, "best": best}
+# settings that do not change the distilled set: a resumed run may differ in these
+RESUMABLE_CHANGES = {"eval_models", "eval_num_models", "eval_epochs", "eval_dsa", "device", "name", "out_dir",
+                     "checkpoint_every", "track_every", "panel_models", "panel_epochs", "note", "iterations",
+                     "eval_every", "val_epochs", "val_num_models"}
+
+
+# after a divergence, the fixes the message names may change too
+AFTER_DIVERGENCE = {"lambda_sdc", "sdc_ratio", "method_args.lr_img", "method_args.lr_lr", "method_args.lr_y",
+                    "method_args.lr_teacher", "method_args.lr_net", "method_args.syn_steps"}
+
+
+def _flat(d: dict) -> dict:
+    out = {k: v for k, v in d.items() if k != "method_args"}
+    out.update({f"method_args.{k}": v for k, v in (d.get("method_args") or {}).items()})
+    return out
+
+
+def _check_resumable(saved: dict | None, cfg: RunConfig, ckpt: Path, diverged: bool) -> None:
+    """A checkpoint is resumed only under the settings that made it (more iterations are allowed; after a
+    divergence, lowered learning rates and SDC weights too)."""
+    if saved is None:
+        return
+    saved, now = _flat(saved), _flat(cfg.to_dict())
+    allowed = RESUMABLE_CHANGES | (AFTER_DIVERGENCE if diverged else set())
+    diff = sorted(k for k in set(saved) | set(now) if k not in allowed and saved.get(k) != now.get(k))
+    if diff:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in diff[:4])
+        raise UserError(f"{ckpt} was made with other settings ({shown}); give this run another name (name=... or "
+                        "--name) or start over with --no-resume")
+
+
+DIVERGED = ".diverged"   # marks a run stopped by a divergence: its rerun may change the rates
+
+
+def _save_checkpoint(run_dir: Path, method, it: int, rows: list[dict], best: dict, cfg: RunConfig) -> None:
+    state = {"iteration": it, "method": method.state_dict(), "rows": rows, "best": best,
+             "config_json": json.dumps(cfg.to_dict(), sort_keys=True, default=str)}
     atomic_write(run_dir / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
 
 
@@ -112,11 +148,11 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
         build_network(m, dataset.shape[0], dataset.num_classes, tuple(dataset.shape[1:]))
     run_dir = prepare_run_dir(Path(cfg.out_dir) / (cfg.name or default_run_name(cfg)))
     log = RunLog(run_dir)
-    atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(cfg.to_dict(),
-                                                                                            sort_keys=False)))
     method = method_cls(cfg, dataset, device=device)
+    method.checkpoint_path = run_dir / "checkpoint.pt"
     method.init_synthetic()
     method.setup()
+    method.sdc.prepare(dataset, device, log)  # sdc_net=trained: the pool, built once per dataset and cached
     rows: list[dict] = []
     best = {"val_acc": -1.0, "iteration": None}
     start = 0
@@ -124,15 +160,28 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
     if resume and ckpt.exists():
         try:
             state = torch.load(ckpt, weights_only=True, map_location="cpu")
-            method.load_state_dict(state["method"])
-            start, rows, best = state["iteration"], state["rows"], state["best"]
-            log(f"resumed from iteration {start}")
+            saved = json.loads(state["config_json"]) if "config_json" in state else None
+            it_saved = int(state["iteration"])
         except Exception as e:  # a corrupt checkpoint must not be silently used
             raise UserError(f"cannot resume from {ckpt} ({type(e).__name__}: {e}); delete it to start over, or "
                             "pass --no-resume") from None
+        _check_resumable(saved, cfg, ckpt, diverged=(run_dir / DIVERGED).exists())
+        if it_saved > cfg.iterations:
+            raise UserError(f"{ckpt} is at iteration {it_saved}, past this run's iterations={cfg.iterations}; "
+                            "raise iterations, give the run another name, or pass --no-resume")
+        try:
+            method.load_state_dict(state["method"])
+            start, rows, best = it_saved, state["rows"], state["best"]
+        except Exception as e:
+            raise UserError(f"cannot resume from {ckpt} ({type(e).__name__}: {e}); delete it to start over, or "
+                            "pass --no-resume") from None
+        log(f"resumed from iteration {start}")
+        (run_dir / DIVERGED).unlink(missing_ok=True)
     else:
         log(f"start {cfg.method} on {cfg.dataset} ipc={cfg.ipc} seed={cfg.seed} lambda_sdc={cfg.lambda_sdc} "
-            f"device={device}")
+            f"sdc_ratio={cfg.sdc_ratio} sdc_net={cfg.sdc_net} device={device}")
+    atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(cfg.to_dict(),
+                                                                                            sort_keys=False)))
     if cfg.track_every and panel is None:
         from .difficulty import reference_panel
         panel = reference_panel(dataset, model="ConvNet", num_models=cfg.panel_models, epochs=cfg.panel_epochs,
@@ -170,7 +219,8 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
                 raise DivergedError(
                     f"{cfg.method} diverged at iteration {it} ({', '.join(f'{k}={logs[k]}' for k in logs)}); the "
                     f"last good checkpoint is kept in {ckpt}. Lower the image/label/step-size learning rates "
-                    "(e.g. lr_img, lr_lr) or lambda_sdc and rerun with --no-resume.")
+                    "(e.g. lr_img, lr_lr) or lambda_sdc / sdc_ratio and rerun the same command: it resumes from "
+                    "that checkpoint with the new rates (--no-resume starts over).")
             row = {"iteration": it + 1, **logs}
             if cfg.track_every and (it + 1) % cfg.track_every == 0:
                 track(it + 1, row)
@@ -179,13 +229,14 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
             rows.append(row)
             bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "iteration" and v is not None})
             if cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0:
-                _save_checkpoint(run_dir, method, it + 1, rows, best)
+                _save_checkpoint(run_dir, method, it + 1, rows, best, cfg)
                 _write_curves(run_dir, rows)
     except KeyboardInterrupt:
         log(f"interrupted at iteration {it}; checkpoint kept")
         raise
     except DivergedError as e:
         log(str(e))
+        (run_dir / DIVERGED).write_text(f"{it}\n")
         _write_curves(run_dir, rows)
         raise
     bar.close()
@@ -197,7 +248,7 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
             run_dir / f"distilled_{k}.safetensors")
     distilled.save_grid(run_dir / "grid.png", dataset)
     _write_curves(run_dir, rows)
-    _save_checkpoint(run_dir, method, cfg.iterations, rows, best)
+    _save_checkpoint(run_dir, method, cfg.iterations, rows, best, cfg)
     distill_seconds = time.perf_counter() - t_start
     metrics = {"config": cfg.to_dict(), "device": str(device), "distill_seconds": distill_seconds,
                "peak_rss_mib": PeakMemory.rss_mib(), "best_val": best, "last": {}}

@@ -17,7 +17,7 @@ import torch
 from ..distilled import Distilled
 from ..nets import make_network
 from ..runtime import derive_seed, generator
-from ..train import soft_cross_entropy
+from ..sdc import SDC, class_loss_grads, flat_norm, sample_term as sdc_sample_term
 
 
 @dataclass
@@ -39,6 +39,8 @@ class Method:
         self.labels: torch.Tensor | None = None
         self.lr: torch.Tensor | None = None
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.sdc = SDC(cfg)
+        self.checkpoint_path = None  # set by the driver; named in divergence messages
 
     # -- randomness -----------------------------------------------------------------------------------------
     def rng(self, it: int, *keys) -> torch.Generator:
@@ -70,6 +72,59 @@ class Method:
     def step(self, it: int) -> dict[str, float]:
         raise NotImplementedError
 
+    def learnables(self) -> list[torch.Tensor]:
+        """The tensors the outer optimisers update (images first)."""
+        out = [self.images]
+        out += [t for t in (self.labels, self.lr) if t is not None and t.requires_grad]
+        return out
+
+    # -- one update with SDC ----------------------------------------------------------------------------------
+    def descend(self, it: int, loss: torch.Tensor, sdc_fresh: torch.Tensor | None = None, *keys) -> dict:
+        """Set ``.grad`` of the learnables to d(L_match + lambda R)/d(.) and return the SDC logs.
+
+        ``sdc_fresh``: R at the method's own network (in its graph), used when sdc_net=fresh. With sdc_net=trained,
+        R is taken at a pool network drawn for (iteration, *keys). Logs: ``sdc`` (R), ``rho`` (||d(lambda R)/dS|| /
+        ||dL_match/dS||) and ``lambda`` when SDC is on. SDC off: exactly ``loss.backward()``.
+        """
+        ins = self.learnables()
+        for t in ins:
+            t.grad = None
+        if not self.sdc.active:
+            loss.backward()
+            return {}
+        if self.sdc.fresh:
+            r = sdc_fresh
+            g_match = torch.autograd.grad(loss, ins, retain_graph=True, allow_unused=True)
+        else:
+            g_match = torch.autograd.grad(loss, ins, allow_unused=True)
+            r = self._pool_r(it, *keys)
+        return self._add_sdc(ins, list(g_match), r)
+
+    def add_trained_sdc(self, it: int, *keys) -> dict:
+        """For methods that set ``.grad`` themselves (trajectory matching): add lambda * dR/d(.) with R at a pool
+        network (sdc_net=trained) and return the logs; a no-op returning {} otherwise."""
+        if not self.sdc.trained:
+            return {}
+        ins = self.learnables()
+        r = self._pool_r(it, *keys)
+        return self._add_sdc(ins, [t.grad for t in ins], r)
+
+    def _pool_r(self, it: int, *keys) -> torch.Tensor:
+        self.sdc.prepare(self.data, self.device)  # loads the cached pool the first time (the driver does it early)
+        slices = [self.class_slice(c) for c in range(self.num_classes)]
+        return self.sdc.pool_term(self.images, self.labels, slices, self.cfg.seed, it, *keys)
+
+    def _add_sdc(self, ins, g_match, r) -> dict:
+        g_r = torch.autograd.grad(r, ins, allow_unused=True)
+        n_match = float(g_match[0].norm()) if g_match[0] is not None else 0.0
+        n_r = float(g_r[0].norm()) if g_r[0] is not None else 0.0
+        lam = self.sdc.weight(n_match, n_r)
+        for t, gm, gr in zip(ins, g_match, g_r):
+            g = gm if gm is not None else torch.zeros_like(t)
+            t.grad = g + lam * gr if gr is not None else g
+        rho = lam * n_r / n_match if n_match > 0 else float("inf")
+        return {"sdc": float(r.detach()), "rho": rho, "lambda": lam}
+
     def extra_tensors(self) -> dict[str, torch.Tensor]:
         """Additional named tensors a method wants saved with the set (e.g. FTD's EMA images)."""
         return {}
@@ -79,6 +134,7 @@ class Method:
         return Distilled(self.images.detach().cpu().clone(), self.labels.detach().cpu().clone(), lr,
                          {"dataset": self.data.name, "ipc": self.ipc, "method": self.name, "kind": "distilled",
                           "seed": self.cfg.seed, "lambda_sdc": self.cfg.lambda_sdc, "sdc_mode": self.cfg.sdc_mode,
+                          "sdc_net": self.cfg.sdc_net, "sdc_ratio": self.cfg.sdc_ratio,
                           "model": self.cfg.model, "mean": list(self.data.mean), "std": list(self.data.std),
                           "zca": self.data.zca is not None, "config": self.cfg.to_dict(), **data_path(self.data)})
 
@@ -89,6 +145,7 @@ class Method:
         if self.lr is not None:
             s["lr"] = self.lr.detach().cpu()
         s["extra"] = {k: v.detach().cpu() for k, v in self.extra_tensors().items()}
+        s["sdc"] = self.sdc.state_dict()
         return s
 
     def load_state_dict(self, s: dict) -> None:
@@ -103,8 +160,12 @@ class Method:
             if self.lr is not None and "lr" in s:
                 self.lr.copy_(s["lr"])
         for k, o in self.optimizers.items():
+            lrs = [grp["lr"] for grp in o.param_groups]
             o.load_state_dict(s["optimizers"][k])
+            for grp, lr in zip(o.param_groups, lrs):  # a rerun with a lowered rate (after a divergence) uses it
+                grp["lr"] = lr
         self.load_extra(s.get("extra", {}))
+        self.sdc.load_state_dict(s.get("sdc", {}))
 
     def load_extra(self, extra: dict) -> None:
         pass
@@ -114,25 +175,6 @@ def data_path(dataset) -> dict:
     """{'data_path': ...} for a set made from your own data (so `easydd eval` can reload it), else {}."""
     path = getattr(dataset, "path", None)
     return {"data_path": path} if path else {}
-
-
-# -- Sample Difficulty Correction ---------------------------------------------------------------------------
-def flat_norm(grads) -> torch.Tensor:
-    """L2 norm of a list of gradient tensors seen as one flat vector (differentiable)."""
-    return torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None) + 1e-12)
-
-
-def sdc_sample_term(net, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """SDC in 'sample' mode: mean per-sample GraDN of the synthetic images at ``net``, kept in the graph so it
-    moves the images (and soft labels)."""
-    from ..difficulty import per_sample_grad_norms
-    return per_sample_grad_norms(net, x, y, create_graph=True).mean()
-
-
-def class_loss_grads(net, x, y, create_graph=True):
-    params = [p for p in net.parameters() if p.requires_grad]
-    loss = soft_cross_entropy(net(x), y)
-    return loss, torch.autograd.grad(loss, params, create_graph=create_graph)
 
 
 __all__ = ["Method", "data_path", "flat_norm", "sdc_sample_term", "class_loss_grads"]

@@ -38,9 +38,9 @@ class DM(Method):
         g = self.rng(it)
         net = self.new_network(it)
         net.train()
-        lam, mode = self.cfg.lambda_sdc, self.cfg.sdc_mode
+        fresh, mode = self.sdc.fresh, self.cfg.sdc_mode
         for p in net.parameters():
-            p.requires_grad_(lam > 0)  # parameters only need gradients for the SDC term
+            p.requires_grad_(fresh)  # parameters only need gradients for the SDC term at this network
         loss = torch.zeros((), device=self.device)
         sdc_terms = []
         for c in range(self.num_classes):
@@ -52,21 +52,22 @@ class DM(Method):
                 e_real = net.embed(x_real).mean(0)
             e_syn = net.embed(x_syn).mean(0)
             loss = loss + ((e_real - e_syn) ** 2).sum()
-            if lam > 0:
+            if fresh:
                 y_syn = self.labels[self.class_slice(c)]
                 if mode == "batch":
                     sdc_terms.append(flat_norm(class_loss_grads(net, x_syn, y_syn)[1]))
                 else:
                     sdc_terms.append(sdc_sample_term(net, x_syn, y_syn))
-        sdc = torch.stack(sdc_terms).mean() if sdc_terms else self._sdc_for_log(net)
-        total = loss + lam * sdc if lam > 0 else loss
-        self.optimizers["img"].zero_grad(set_to_none=True)
-        total.backward()
+        sdc = torch.stack(sdc_terms).mean() if sdc_terms else None
+        logs = {"loss": float(loss.detach())}
+        logs.update(self.descend(it, loss, sdc))
+        if "sdc" not in logs:
+            logs["sdc"] = float(self._sdc_for_log(net))
         self.optimizers["img"].step()
-        return {"loss": float(loss.detach()), "sdc": float(sdc.detach())}
+        return logs
 
     def _sdc_for_log(self, net) -> torch.Tensor:
-        """R at lambda = 0, for the record only (no graph, no random draws: the run stays the base method)."""
+        """R at DM's network with SDC off, for the record only (no graph, no random draws: the run stays the base method)."""
         params = list(net.parameters())
         for p in params:
             p.requires_grad_(True)

@@ -93,8 +93,8 @@ class DC(Method):
         net.train()
         params = [p for p in net.parameters()]
         opt_net = torch.optim.SGD(params, lr=self.p.lr_net)
-        lam, mode = self.cfg.lambda_sdc, self.cfg.sdc_mode
-        loss_sum = sdc_sum = 0.0
+        fresh, mode = self.sdc.fresh, self.cfg.sdc_mode
+        logs_sum: dict[str, float] = {}
         for ol in range(self.outer):
             if has_batchnorm(net):  # running statistics from 16 real images per class, then frozen
                 net.train()
@@ -124,7 +124,7 @@ class DC(Method):
                 loss = loss + match_distance(gr, gs, self.p.dis_metric)
                 if mode == "batch":
                     sdc_terms.append(flat_norm(gs))
-                elif lam > 0:
+                elif fresh:
                     sdc_terms.append(sdc_sample_term(net, x_syn, y_syn))
             if contrast:  # one gradient of the whole synthetic set against the mean real class gradient
                 x_all = torch.cat(syn_aug)
@@ -132,19 +132,18 @@ class DC(Method):
                 loss = loss + match_distance(g_real_mean, gs, self.p.dis_metric)
                 if mode == "batch":
                     sdc_terms.append(flat_norm(gs))
-                elif lam > 0:
+                elif fresh:
                     sdc_terms.append(sdc_sample_term(net, x_all, self.labels))
             sdc = torch.stack(sdc_terms).mean() if sdc_terms else torch.zeros((), device=self.device)
-            total = loss + lam * sdc if lam > 0 else loss
-            self.optimizers["img"].zero_grad(set_to_none=True)
-            total.backward()
+            logs = {"loss": float(loss.detach()), "sdc": float(sdc.detach())}
+            logs.update(self.descend(it, loss, sdc, ol))  # SDC on: R, rho and lambda of this update
             self.optimizers["img"].step()
-            loss_sum += float(loss.detach())
-            sdc_sum += float(sdc.detach())
+            for k, v in logs.items():
+                logs_sum[k] = logs_sum.get(k, 0.0) + v / self.outer
             if ol == self.outer - 1:
                 break
             self._train_net(net, opt_net, g)
-        return {"loss": loss_sum / self.outer, "sdc": sdc_sum / self.outer}
+        return logs_sum
 
     def _train_net(self, net, opt_net, g):
         """Inner loop: train the sampled network on the (detached) synthetic set."""

@@ -32,7 +32,9 @@ Images (SGD momentum 0.5, ``lr_img``), the step size (SGD momentum 0.5, ``lr_lr`
   that classify the sample correctly, initialisation from real samples the (first) expert classifies correctly,
   and (as the reference) no update on iterations whose matching loss exceeds ``loss_threshold``.
 
-SDC (lambda = ``cfg.lambda_sdc``):
+SDC with ``sdc_net=trained`` (the default): R at a network of the trained pool (easydd.sdc), its gradient added
+to the unroll's after the matching gradient is computed; ``sdc_ratio`` works as for every method.
+SDC with ``sdc_net=fresh`` (lambda = ``cfg.lambda_sdc``), R inside the unroll:
 - batch mode: R = mean_k ||g_k||, the norms of the student's own step gradients, kept in the graph
   (create_graph), so lambda*R moves the images, the step size and learnable labels. In TESLA, R enters pass 2:
   step k back-propagates  -alpha <lambda, g_k> + (lambda_sdc / N) ||g_k||  (first-order mode: R's dependence
@@ -43,7 +45,7 @@ SDC (lambda = ``cfg.lambda_sdc``):
 lambda = 0 computes R only for the log (from detached values, no random draws): the base method, bit for bit.
 
 Divergence guard: a non-finite loss or gradient, a matching loss above ``max_loss`` or a learned step size whose
-magnitude exceeds 1e3 raises ``easydd.distill.DivergedError`` naming the fix; the driver keeps the last good
+magnitude exceeds 1e3 raises ``easydd.errors.DivergedError`` naming the fix; the driver keeps the last good
 checkpoint, and a rerun with lowered learning rates resumes from it (the optimisers take the new rates).
 """
 from __future__ import annotations
@@ -56,7 +58,7 @@ import torch
 from torch.func import functional_call
 
 from ..augment import DSA, default_strategy
-from ..errors import UserError
+from ..errors import DivergedError, UserError
 from ..experts import ExpertBuffer, default_buffer_dir, recipe_command
 from ..nets import has_batchnorm, make_network
 from ..train import soft_cross_entropy
@@ -327,6 +329,13 @@ class MTT(Method):
     def step_labels(self, target: torch.Tensor) -> torch.Tensor:
         return self.labels
 
+    def fresh_lambda(self) -> float:
+        """lambda of the SDC term inside the unroll (sdc_net=fresh); 0 when R is taken at the trained pool."""
+        if self.sdc.fresh and self.sdc.ratio > 0:
+            raise UserError("sdc_ratio needs sdc_net=trained for trajectory matching (the unrolled R has no "
+                            "separate gradient to compare with); use lambda_sdc with sdc_net=fresh")
+        return self.sdc.lam if self.sdc.fresh else 0.0
+
     def learnables(self) -> list[torch.Tensor]:
         return [self.images, self.lr] + ([self.labels] if self.learn_labels else [])
 
@@ -338,7 +347,7 @@ class MTT(Method):
 
     def gradients(self, start, target, steps, labels) -> tuple[torch.Tensor, torch.Tensor]:
         """Sets .grad on every learnable; returns (matching loss, R) as detached tensors."""
-        lam, mode = self.cfg.lambda_sdc, self.cfg.sdc_mode
+        lam, mode = self.fresh_lambda(), self.cfg.sdc_mode
         theta_n, norms = unroll(self.fwd, start, steps, self.images, labels, self.lr, self.aug,
                                 sdc_graph=(lam > 0 and mode == "batch"))
         loss = matching_loss(theta_n, start, target)
@@ -362,6 +371,7 @@ class MTT(Method):
         loss, sdc = self.gradients(start, target, steps, labels)
         self.guard(it, loss)
         logs = {"loss": float(loss), "sdc": float(sdc), "start_epoch": t0, "expert": e}
+        logs.update(self.add_trained_sdc(it))  # sdc_net=trained: R at a pool network, with rho and lambda
         if self.skip(loss):
             logs["skipped"] = 1
         else:
@@ -391,16 +401,15 @@ class MTT(Method):
                               "student ends far further from the expert than it started)")
 
     def diverged(self, it: int, reason: str, logs: dict | None = None) -> None:
-        from ..distill import DivergedError, default_run_name
-        ckpt = Path(self.cfg.out_dir) / (self.cfg.name or default_run_name(self.cfg)) / "checkpoint.pt"
-        kept = (f"the last good checkpoint is kept in {ckpt}" if ckpt.exists() else
+        ckpt = self.checkpoint_path
+        kept = (f"the last good checkpoint is kept in {ckpt}" if ckpt is not None and ckpt.exists() else
                 f"no checkpoint had been written yet (checkpoint_every={self.cfg.checkpoint_every})")
         p = self.p
         fixes = [f"lr_lr (now {p.lr_lr:g}, try {p.lr_lr / 10:g})", f"lr_img (now {p.lr_img:g})"]
         if self.learn_labels:
             fixes.append(f"lr_y (now {p.lr_y:g})")
-        if self.cfg.lambda_sdc > 0:
-            fixes.append(f"lambda_sdc (now {self.cfg.lambda_sdc:g})")
+        if self.cfg.lambda_sdc > 0 or self.cfg.sdc_ratio > 0:
+            fixes.append(f"lambda_sdc / sdc_ratio (now {self.cfg.lambda_sdc:g} / {self.cfg.sdc_ratio:g})")
         raise DivergedError(
             f"{self.name} diverged at iteration {it}: {reason}; {kept}. Lower {', '.join(fixes)} or lr_teacher "
             f"(now {p.lr_teacher:g}) or syn_steps (now {p.syn_steps}), then rerun the same command: it resumes "
@@ -455,7 +464,7 @@ class TESLA(MTT):
         return self.labels
 
     def gradients(self, start, target, steps, labels):
-        lam, mode = self.cfg.lambda_sdc, self.cfg.sdc_mode
+        lam, mode = self.fresh_lambda(), self.cfg.sdc_mode
         r = tesla_gradients(self.fwd, start, target, steps, self.images, labels, self.lr, self.aug,
                             lam_sdc=lam if mode == "batch" else 0.0, exact=self.p.exact,
                             learn_labels=self.learn_labels)

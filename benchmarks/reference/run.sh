@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The reference budgets on this CPU (issue 14, item 3): DC and DSA at IPC 1 with the reference recipe
+# (1000 iterations, real batch 256, evaluation 5 ConvNets x reference epochs), lambda 0, seeds 0 1 2,
+# MNIST then Fashion-MNIST. One thread, lowest priority, so it can run beside other work.
+# Resumable: every run checkpoints every 50 iterations into benchmarks/results/reference/runs/<name>/
+# (small files, committed), and a finished run (metrics.json present) is skipped.
+#   nohup bash benchmarks/reference/run.sh > /tmp/reference.log 2>&1 &
+set -u
+cd "$(dirname "$0")/../.."
+OUT=benchmarks/results/reference/runs
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+for ds in mnist fashion_mnist; do
+  for seed in 0 1 2; do
+    for m in dsa dc; do
+      name="$m-$ds-ipc1-s$seed"
+      [ -f "$OUT/$name/metrics.json" ] && continue
+      nice -n 19 .venv/bin/easydd distill --preset "$m-$ds-ipc1" seed=$seed eval_num_models=5 \
+        out_dir=$OUT name=$name checkpoint_every=25 || echo "FAILED $name"
+    done
+  done
+done

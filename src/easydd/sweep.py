@@ -1,0 +1,206 @@
+"""Seeds x SDC weights, the weight chosen on the VALIDATION split, the effect measured with paired seeds.
+
+The protocol every SDC claim in this project rests on, written once:
+
+1. On the first seed, distil with every weight of the grid (0 must be in it) and score each set on the validation
+   split that ``load_dataset`` carves from the training set. The best validation score chooses the weight (a tie
+   goes to the smaller weight, so SDC has to earn its place).
+2. On every seed, distil with weight 0 and with the chosen weight. The seeds are PAIRED: a seed fixes the initial
+   images, the sampled networks and the augmentations, so the difference SDC - base on one seed removes most of
+   the seed-to-seed noise.
+3. Report, per cell, the test accuracy of both, the paired difference with a 95 % t-interval, how many seeds moved
+   up, and the synthetic set's GraDN on the tracking panel (seed 0, networks the trained SDC pool never uses).
+
+Each finished run is appended to a JSON-lines file and read back on the next call, so a killed sweep reruns only
+what is missing (and the driver's checkpoints resume a half-finished run).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+from .errors import UserError
+
+# two-sided 95 % quantiles of Student's t by degrees of freedom (df > 30: the normal 1.96 is within 3 %)
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
+        20: 2.086, 25: 2.060, 30: 2.042}
+
+
+def t_interval(diffs: list[float]) -> tuple[float, float, float]:
+    """(mean, low, high): the 95 % t-interval of the mean of ``diffs`` (low = high = mean for one value)."""
+    n = len(diffs)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    m = statistics.fmean(diffs)
+    if n == 1:
+        return m, float("nan"), float("nan")
+    df = n - 1
+    t = T975.get(df) or T975[max(k for k in T975 if k <= df)] if df <= 30 else 1.96
+    h = t * statistics.stdev(diffs) / math.sqrt(n)
+    return m, m - h, m + h
+
+
+def check_grid(weights, seeds, weight_key: str) -> None:
+    if weight_key not in ("lambda_sdc", "sdc_ratio"):
+        raise UserError(f"the swept weight is lambda_sdc or sdc_ratio (got {weight_key!r})")
+    if not weights or not seeds:
+        raise UserError("a sweep needs at least one weight and one seed")
+    bad = [w for w in weights if not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0]
+    if bad:
+        raise UserError(f"sweep weights must be finite numbers >= 0 (got {bad}); 0 is the base method")
+    if 0 not in weights:
+        raise UserError("the weight grid must contain 0 (the base method) so that validation can choose it")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"seeds repeat in {seeds}")
+
+
+def _key(r: dict) -> tuple:
+    return (r["preset"], r["weight_key"], float(r["weight"]), int(r["seed"]), r.get("tag", ""))
+
+
+def load_records(path: Path) -> dict:
+    done = {}
+    if path.exists():
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+                done[_key(r)] = r
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                raise UserError(f"{path}:{n} is not a sweep record; move the file away to start the sweep "
+                                "afresh") from None
+    return done
+
+
+def _curve(run_dir: Path, col: str) -> list[tuple[int, float]]:
+    out = []
+    with open(run_dir / "curves.csv") as f:
+        for row in csv.DictReader(f):
+            if row.get(col) not in (None, ""):
+                out.append((int(row["iteration"]), float(row[col])))
+    return out
+
+
+def run_one(preset: str, overrides: dict, weight_key: str, weight: float, seed: int, *, dataset, out_dir: str,
+            val_models: int, tag: str = "") -> dict:
+    """Distil one (weight, seed) and return its record (test and validation accuracy, panel GraDN, rho)."""
+    from .config import build_config
+    from .distill import distill
+    from .evaluate import evaluate_distilled
+    from .methods import method_params
+    over = dict(overrides, seed=seed, out_dir=out_dir)
+    over[weight_key] = weight
+    cfg = build_config(preset, over, method_params)
+    cuts = [f"{k} {overrides[k]}" for k in ("iterations", "eval_epochs", "init") if k in overrides]
+    if cuts:
+        cfg.note += "; this sweep: " + ", ".join(cuts)
+    t0 = time.perf_counter()
+    res = distill(cfg, dataset, progress=False, resume=True)
+    val = None
+    if val_models > 0:
+        val = evaluate_distilled(res.distilled, dataset, models=[cfg.model], num_models=val_models,
+                                 epochs=cfg.eval_epochs, dsa=cfg.eval_dsa, split="val", seed=seed,
+                                 progress=False, device=cfg.device)["models"][cfg.model]["mean"]
+    test = res.metrics["last"]["models"][cfg.model]
+    rho = _curve(res.run_dir, "rho")
+    tail = [v for _, v in rho[len(rho) * 4 // 5:]]
+    return {"preset": preset, "tag": tag, "method": cfg.method, "dataset": cfg.dataset, "ipc": cfg.ipc,
+            "weight_key": weight_key, "weight": float(weight), "seed": seed, "sdc_net": cfg.sdc_net,
+            "sdc_mode": cfg.sdc_mode, "iterations": cfg.iterations, "eval_epochs": res.metrics["last"]["epochs"],
+            "eval_num_models": cfg.eval_num_models, "note": cfg.note, "overrides": overrides,
+            "test_accs": test["accs"], "test_mean": test["mean"], "val_mean": val,
+            "panel_gradn_init": res.metrics.get("initial_gradn"), "panel_gradn": res.metrics.get("final_gradn"),
+            "gradn_curve": _curve(res.run_dir, "gradn"),
+            "rho_last20pct": statistics.fmean(tail) if tail else None,
+            "lambda_last20pct": statistics.fmean(v for _, v in _curve(res.run_dir, "lambda")[len(rho) * 4 // 5:])
+            if tail else None,
+            "device": res.metrics.get("device"), "seconds": time.perf_counter() - t0, "run_dir": str(res.run_dir),
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def sweep(preset: str, weights, seeds, *, weight_key: str = "sdc_ratio", overrides: dict | None = None,
+          records: str | Path, out_dir: str = "runs/sweep", val_models: int = 2, dataset=None, tag: str = "",
+          log=print) -> dict:
+    """Run the protocol above for one preset (one method, dataset, IPC) and return the cell record."""
+    from .config import build_config
+    from .data import load_dataset
+    from .methods import method_params
+    weights = [float(w) for w in weights]
+    check_grid(weights, list(seeds), weight_key)
+    overrides = dict(overrides or {})
+    cfg0 = build_config(preset, dict(overrides, **{weight_key: max(weights)}), method_params)  # checks settings
+    if dataset is None:
+        dataset = load_dataset(cfg0.dataset, cfg0.data_root, zca=cfg0.zca, seed=0, val_size=cfg0.val_size)
+    path = Path(records)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = load_records(path)
+
+    def get(w: float, seed: int, val: int) -> dict:
+        k = (preset, weight_key, float(w), int(seed), tag)
+        if k in done and (val == 0 or done[k].get("val_mean") is not None):
+            return done[k]
+        log(f"{preset} {weight_key}={w:g} seed {seed} ...")
+        r = run_one(preset, overrides, weight_key, w, seed, dataset=dataset, out_dir=out_dir, val_models=val,
+                    tag=tag)
+        with open(path, "a") as f:
+            f.write(json.dumps(r) + "\n")
+        done[k] = r
+        log(f"  test {r['test_mean']:.4f} val {r['val_mean']} panel GraDN {r['panel_gradn']} rho {r['rho_last20pct']}")
+        return r
+
+    seeds = list(seeds)
+    scored = {w: get(w, seeds[0], val_models) for w in sorted(weights)}
+    chosen = max(sorted(weights), key=lambda w: (scored[w]["val_mean"], -w))
+    base = [get(0.0, s, 0) for s in seeds]
+    sdc = [get(chosen, s, 0) for s in seeds] if chosen > 0 else base
+    return cell_record(base, sdc, chosen, weight_key, scored)
+
+
+def cell_record(base: list[dict], sdc: list[dict], chosen: float, weight_key: str, scored: dict) -> dict:
+    """The per-cell summary (accuracies in %, paired by seed)."""
+    diffs = [100 * (s["test_mean"] - b["test_mean"]) for b, s in zip(base, sdc)]
+    m, lo, hi = t_interval(diffs)
+    gb = [b["panel_gradn"] for b in base if b["panel_gradn"] is not None]
+    gs = [s["panel_gradn"] for s in sdc if s["panel_gradn"] is not None]
+    g_base = statistics.fmean(gb) if gb else None
+    g_sdc = statistics.fmean(gs) if gs else None
+    strongest = scored[max(scored)]
+    b0 = base[0]
+    return {"method": b0["method"], "dataset": b0["dataset"], "ipc": b0["ipc"], "sdc_net": sdc[0]["sdc_net"],
+            "weight_key": weight_key, "weight": chosen, "seeds": [b["seed"] for b in base],
+            "panel_gradn_base": g_base, "panel_gradn_sdc": g_sdc,
+            "panel_gradn_change_pct": None if not (g_base and g_sdc) else 100 * (g_sdc / g_base - 1),
+            "panel_gradn_paired_change_pct": [None if not (b["panel_gradn"] and s["panel_gradn"]) else
+                                              round(100 * (s["panel_gradn"] / b["panel_gradn"] - 1), 1)
+                                              for b, s in zip(base, sdc)],
+            "acc_base": 100 * statistics.fmean(b["test_mean"] for b in base),
+            "acc_sdc": 100 * statistics.fmean(s["test_mean"] for s in sdc),
+            "paired_diffs": [round(d, 2) for d in diffs], "paired_diff_mean": m, "paired_diff_ci95": [lo, hi],
+            "seeds_up": sum(d > 0 for d in diffs), "seeds_down": sum(d < 0 for d in diffs),
+            "val_by_weight": {f"{w:g}": r["val_mean"] for w, r in sorted(scored.items())},
+            "panel_gradn_by_weight": {f"{w:g}": r["panel_gradn"] for w, r in sorted(scored.items())},
+            "rho_by_weight": {f"{w:g}": r["rho_last20pct"] for w, r in sorted(scored.items())},
+            "strongest_weight_gradn_change_pct": None if not (scored[0.0]["panel_gradn"] and
+                                                              strongest["panel_gradn"]) else
+            100 * (strongest["panel_gradn"] / scored[0.0]["panel_gradn"] - 1),
+            "iterations": b0["iterations"], "eval_epochs": b0["eval_epochs"],
+            "eval_num_models": b0["eval_num_models"], "budget_note": b0["note"], "device": b0["device"]}
+
+
+def verdict(cell: dict) -> str:
+    """'helps' (interval above 0), 'hurts' (below 0) or 'no effect' (the interval holds 0, or one seed)."""
+    lo, hi = cell["paired_diff_ci95"]
+    if cell["weight"] == 0:
+        return "validation chose 0"
+    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
+        return "one seed: no interval"
+    return "helps" if lo > 0 else "hurts" if hi < 0 else "no effect"
+
+
+__all__ = ["sweep", "run_one", "cell_record", "t_interval", "check_grid", "load_records", "verdict"]
