@@ -43,7 +43,7 @@ class RunConfig:
     eval_num_models: int = 5
     eval_epochs: int | None = None      # None: 1000 with DSA, 300 without
     eval_dsa: bool = True
-    eval_every: int = 0                 # validate every k iterations (0: only at the end)
+    eval_every: int = 0                 # validate on the val split every k iterations (0: never)
     val_epochs: int = 300
     val_num_models: int = 2
     # difficulty tracking against a fixed reference panel

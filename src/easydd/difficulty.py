@@ -622,12 +622,10 @@ def _write_csv(path: Path, index: torch.Tensor, labels: torch.Tensor, gradn: tor
 
 def _plot(path: Path, title: str, scores: dict[str, tuple[torch.Tensor, torch.Tensor]]):
     """Histograms of GraDN and EL2N, one series per entry of ``scores`` (label -> (gradn, el2n))."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import subplots
     from .distilled import atomic_write
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, axes = subplots(1, 2, figsize=(9, 3.4))
     for ax, j, name in ((axes[0], 0, "GraDN"), (axes[1], 1, "EL2N")):
         allv = torch.cat([v[j].detach().cpu().float() for v in scores.values()])
         lo, hi = float(allv.min()), float(allv.max())
@@ -643,7 +641,6 @@ def _plot(path: Path, title: str, scores: dict[str, tuple[torch.Tensor, torch.Te
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
-    plt.close(fig)
 
 
 def _format_summary(label: str, s: dict) -> str:

@@ -78,11 +78,9 @@ def _write_curves(run_dir: Path, rows: list[dict]) -> None:
             w.writeheader()
             w.writerows(rows)
     atomic_write(run_dir / "curves.csv", write_csv)
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import subplots
     panels = [k for k in ("loss", "sdc", "rho", "gradn", "val_acc", "syn_lr") if any(k in r for r in rows)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.6), squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(3.2 * len(panels), 2.6), squeeze=False)
     for ax, k in zip(axes[0], panels):
         pts = [(r["iteration"], r[k]) for r in rows if k in r and r[k] is not None]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if len(pts) < 50 else None)
@@ -91,7 +89,6 @@ def _write_curves(run_dir: Path, rows: list[dict]) -> None:
         ax.set_xlabel("iteration", fontsize=8)
     fig.tight_layout()
     atomic_write(run_dir / "curves.png", lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
-    plt.close(fig)
 
 
 # settings that do not change the distilled set: a resumed run may differ in these

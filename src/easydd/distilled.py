@@ -109,9 +109,7 @@ class Distilled:
     # -- pictures -------------------------------------------------------------------------------------------
     def save_grid(self, path: str | os.PathLike, dataset=None, max_per_class: int = 10) -> Path:
         """A class-per-row PNG of the images, un-whitened and un-normalised (via ``dataset.denormalise``)."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from .plots import subplots
         x = self.images.detach().cpu().float()
         if dataset is not None:
             x = dataset.denormalise(x)
@@ -123,7 +121,7 @@ class Distilled:
         classes = sorted(set(y.tolist()))
         k = min(max_per_class, max(int((y == c).sum()) for c in classes))
         rows = len(classes)
-        fig, axes = plt.subplots(rows, k, figsize=(k * 0.6 + 0.4, rows * 0.6 + 0.2), squeeze=False)
+        fig, axes = subplots(rows, k, figsize=(k * 0.6 + 0.4, rows * 0.6 + 0.2), squeeze=False)
         for i, c in enumerate(classes):
             idx = (y == c).nonzero().flatten()[:k]
             for j in range(k):
@@ -136,7 +134,6 @@ class Distilled:
         fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0, right=1, top=1, bottom=0)
         path = Path(path)
         atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
-        plt.close(fig)
         return path
 
 

@@ -305,11 +305,9 @@ def write_selection_outputs(out: Path) -> dict:
 
 
 def _plot_selection(path: Path, summ: dict, datasets: list[str]) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import subplots
     from .distilled import atomic_write
-    fig, axes = plt.subplots(2, len(datasets), figsize=(4.2 * len(datasets), 5.6), squeeze=False,
+    fig, axes = subplots(2, len(datasets), figsize=(4.2 * len(datasets), 5.6), squeeze=False,
                              gridspec_kw={"height_ratios": [2, 1]}, sharex="col")
     for k, d in enumerate(datasets):
         ax, ax2 = axes[0][k], axes[1][k]
@@ -335,7 +333,6 @@ def _plot_selection(path: Path, summ: dict, datasets: list[str]) -> None:
         ax2.grid(alpha=0.3)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -616,14 +613,12 @@ def _every(runs: list[dict], meta: dict) -> str:
 
 
 def _plot_difficulty(path: Path, runs: list[dict], dataset: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import subplots
     from .distilled import atomic_write
     ipcs = sorted({r["ipc"] for r in runs if r.get("curve")})
     if not ipcs:
         return
-    fig, axes = plt.subplots(1, len(ipcs), figsize=(5 * len(ipcs), 3.8), squeeze=False)
+    fig, axes = subplots(1, len(ipcs), figsize=(5 * len(ipcs), 3.8), squeeze=False)
     styles = {"gradient": "-", "distribution": ":", "trajectory": "--", "other": "-."}
     for ax, ipc in zip(axes[0], ipcs):
         for j, r in enumerate(sorted((r for r in runs if r["ipc"] == ipc and r.get("curve")),
@@ -642,7 +637,6 @@ def _plot_difficulty(path: Path, runs: list[dict], dataset: str) -> None:
         ax.legend(fontsize=7)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------------------------------
