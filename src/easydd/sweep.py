@@ -78,13 +78,21 @@ def load_records(path: Path) -> dict:
     return done
 
 
-def _curve(run_dir: Path, col: str) -> list[tuple[int, float]]:
-    out = []
+def _curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every column of a run's curves.csv as (iteration, value) pairs, empty cells left out."""
+    out: dict[str, list[tuple[int, float]]] = {}
     with open(run_dir / "curves.csv") as f:
         for row in csv.DictReader(f):
-            if row.get(col) not in (None, ""):
-                out.append((int(row["iteration"]), float(row[col])))
+            for k, v in row.items():
+                if k != "iteration" and v not in (None, ""):
+                    out.setdefault(k, []).append((int(row["iteration"]), float(v)))
     return out
+
+
+def _tail_mean(curve: list[tuple[int, float]]) -> float | None:
+    """Mean of the last 20 % of a curve's values (None if empty)."""
+    tail = [v for _, v in curve[len(curve) * 4 // 5:]]
+    return statistics.fmean(tail) if tail else None
 
 
 def run_one(preset: str, overrides: dict, weight_key: str, weight: float, seed: int, *, dataset, out_dir: str,
@@ -108,18 +116,16 @@ def run_one(preset: str, overrides: dict, weight_key: str, weight: float, seed: 
                                  epochs=cfg.eval_epochs, dsa=cfg.eval_dsa, split="val", seed=seed,
                                  progress=False, device=cfg.device)["models"][cfg.model]["mean"]
     test = res.metrics["last"]["models"][cfg.model]
-    rho = _curve(res.run_dir, "rho")
-    tail = [v for _, v in rho[len(rho) * 4 // 5:]]
+    curves = _curves(res.run_dir)
     return {"preset": preset, "tag": tag, "method": cfg.method, "dataset": cfg.dataset, "ipc": cfg.ipc,
             "weight_key": weight_key, "weight": float(weight), "seed": seed, "sdc_net": cfg.sdc_net,
             "sdc_mode": cfg.sdc_mode, "iterations": cfg.iterations, "eval_epochs": res.metrics["last"]["epochs"],
             "eval_num_models": cfg.eval_num_models, "note": cfg.note, "overrides": overrides,
             "test_accs": test["accs"], "test_mean": test["mean"], "val_mean": val,
             "panel_gradn_init": res.metrics.get("initial_gradn"), "panel_gradn": res.metrics.get("final_gradn"),
-            "gradn_curve": _curve(res.run_dir, "gradn"),
-            "rho_last20pct": statistics.fmean(tail) if tail else None,
-            "lambda_last20pct": statistics.fmean(v for _, v in _curve(res.run_dir, "lambda")[len(rho) * 4 // 5:])
-            if tail else None,
+            "gradn_curve": curves.get("gradn", []),
+            "rho_last20pct": _tail_mean(curves.get("rho", [])),
+            "lambda_last20pct": _tail_mean(curves.get("lambda", [])),
             "device": res.metrics.get("device"), "seconds": time.perf_counter() - t0, "run_dir": str(res.run_dir),
             "date": time.strftime("%Y-%m-%d %H:%M")}
 

@@ -67,7 +67,7 @@ class DM(Method):
         return logs
 
     def _sdc_for_log(self, net) -> torch.Tensor:
-        """R at DM's network with SDC off, for the record only (no graph, no random draws: the run stays the base method)."""
+        """R at DM's network with SDC off, for the record only (no graph, no random draws: the base method)."""
         params = list(net.parameters())
         for p in params:
             p.requires_grad_(True)
