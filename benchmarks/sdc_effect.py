@@ -87,6 +87,11 @@ def table() -> None:
         lines.append(f"| {c['method'].upper()} | {c['dataset']} | {c['ipc']} | {c['sdc_net']} | "
                      + ", ".join(f"{w}: {fmt(v, 3)}" for w, v in c["panel_gradn_by_weight"].items()) + " | "
                      + ", ".join(f"{w}: {fmt(v, 3)}" for w, v in c["rho_by_weight"].items()) + " |")
+    early = [c for c in cells if c.get("panel_gradn_at_iteration", c["iterations"]) != c["iterations"]]
+    for c in early:
+        lines.append(f"\n{c['method'].upper()} {c['dataset']} IPC {c['ipc']}: panel GraDN measured at iteration "
+                     f"{c['panel_gradn_at_iteration']} of {c['iterations']} (the last tracked point; those runs "
+                     "predate tracking of the final iteration).")
     (OUT / "effect.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -175,3 +175,17 @@ def test_trained_pool_penalty_lowers_r_at_the_pool(digits):
 def test_pool_and_tracking_panel_never_share_a_network():
     from easydd.sdc import POOL_SEED
     assert POOL_SEED != 0  # the driver's tracking panel is reference_panel(..., seed=0)
+
+
+def test_final_set_is_tracked_whatever_track_every(digits, tmp_path):
+    """final_gradn is the FINAL set's panel GraDN even when iterations is not a multiple of track_every."""
+    from easydd.distill import distill
+    cfg = build_config(None, dict(method="dm", dataset=digits.name, ipc=1, model="ConvNetD2W16", iterations=3,
+                                  track_every=2, panel_models=1, checkpoint_every=0, out_dir=str(tmp_path)),
+                       method_params)
+    res = distill(cfg, digits, progress=False, final_eval=False, resume=False)
+    assert res.metrics["final_gradn_iteration"] == 3
+    rows = (res.run_dir / "curves.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    tracked = [r.split(",")[0] for r in rows[1:] if r.split(",")[header.index("gradn")]]
+    assert tracked == ["0", "2", "3"]

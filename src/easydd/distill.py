@@ -219,8 +219,8 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
                     "(e.g. lr_img, lr_lr) or lambda_sdc / sdc_ratio and rerun the same command: it resumes from "
                     "that checkpoint with the new rates (--no-resume starts over).")
             row = {"iteration": it + 1, **logs}
-            if cfg.track_every and (it + 1) % cfg.track_every == 0:
-                track(it + 1, row)
+            if cfg.track_every and ((it + 1) % cfg.track_every == 0 or it + 1 == cfg.iterations):
+                track(it + 1, row)  # and always at the last iteration, so final_gradn is the final set's
             if cfg.eval_every and (it + 1) % cfg.eval_every == 0:
                 validate(it + 1, row)
             rows.append(row)
@@ -249,9 +249,11 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
     distill_seconds = time.perf_counter() - t_start
     metrics = {"config": cfg.to_dict(), "device": str(device), "distill_seconds": distill_seconds,
                "peak_rss_mib": PeakMemory.rss_mib(), "best_val": best, "last": {}}
-    if rows and "gradn" in rows[-1]:
-        metrics["final_gradn"] = rows[-1]["gradn"]
-        metrics["initial_gradn"] = rows[0].get("gradn")
+    tracked = [r for r in rows if "gradn" in r]
+    if tracked:
+        metrics["final_gradn"] = tracked[-1]["gradn"]
+        metrics["final_gradn_iteration"] = tracked[-1]["iteration"]
+        metrics["initial_gradn"] = tracked[0]["gradn"]
     if final_eval:
         res = evaluate_distilled(distilled, dataset, models=cfg.eval_models, num_models=cfg.eval_num_models,
                                  epochs=cfg.eval_epochs, dsa=cfg.eval_dsa, seed=cfg.seed, progress=progress,

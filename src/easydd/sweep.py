@@ -123,6 +123,7 @@ def run_one(preset: str, overrides: dict, weight_key: str, weight: float, seed: 
             "eval_num_models": cfg.eval_num_models, "note": cfg.note, "overrides": overrides,
             "test_accs": test["accs"], "test_mean": test["mean"], "val_mean": val,
             "panel_gradn_init": res.metrics.get("initial_gradn"), "panel_gradn": res.metrics.get("final_gradn"),
+            "panel_gradn_iteration": res.metrics.get("final_gradn_iteration"),
             "gradn_curve": curves.get("gradn", []),
             "rho_last20pct": _tail_mean(curves.get("rho", [])),
             "lambda_last20pct": _tail_mean(curves.get("lambda", [])),
@@ -195,6 +196,7 @@ def cell_record(base: list[dict], sdc: list[dict], chosen: float, weight_key: st
             "strongest_weight_gradn_change_pct": None if not (scored[0.0]["panel_gradn"] and
                                                               strongest["panel_gradn"]) else
             100 * (strongest["panel_gradn"] / scored[0.0]["panel_gradn"] - 1),
+            "panel_gradn_at_iteration": b0.get("panel_gradn_iteration") or b0["iterations"],
             "iterations": b0["iterations"], "eval_epochs": b0["eval_epochs"],
             "eval_num_models": b0["eval_num_models"], "budget_note": b0["note"], "device": b0["device"]}
 
