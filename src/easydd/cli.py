@@ -26,6 +26,7 @@ PLUGINS = {
     "theory": ("easydd.theory", "the teacher-student scaling-law simulation (pruning and distillation)"),
     "study": ("easydd.study", "difficulty study and selection-by-difficulty experiments"),
     "report": ("easydd.report", "gather run directories into a paper-style table"),
+    "sweep": ("easydd.sweep", "seeds x SDC weights: weight chosen on validation, paired-seed test effect"),
 }
 
 

@@ -66,13 +66,20 @@ def _key(r: dict) -> tuple:
 def load_records(path: Path) -> dict:
     done = {}
     if path.exists():
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        text = path.read_text()
+        lines = text.splitlines()
+        for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 r = json.loads(line)
                 done[_key(r)] = r
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                if n == len(lines) and not text.endswith("\n"):  # a record cut short by a kill: drop it
+                    from .distilled import atomic_write
+                    kept = "".join(ln + "\n" for ln in lines[:-1])
+                    atomic_write(path, lambda tmp: Path(tmp).write_text(kept))
+                    break
                 raise UserError(f"{path}:{n} is not a sweep record; move the file away to start the sweep "
                                 "afresh") from None
     return done
@@ -133,40 +140,111 @@ def run_one(preset: str, overrides: dict, weight_key: str, weight: float, seed: 
 
 def sweep(preset: str, weights, seeds, *, weight_key: str = "sdc_ratio", overrides: dict | None = None,
           records: str | Path, out_dir: str = "runs/sweep", val_models: int = 2, dataset=None, tag: str = "",
-          log=print) -> dict:
-    """Run the protocol above for one preset (one method, dataset, IPC) and return the cell record."""
+          log=print, jobs: int = 1) -> dict:
+    """Run the protocol above for one preset (one method, dataset, IPC) and return the cell record.
+
+    ``jobs`` > 1 runs the missing (weight, seed) points in that many processes, one torch thread each, in two
+    rounds (the first seed's grid, then base and chosen weight on the other seeds); each process loads the dataset
+    from the config, so ``dataset`` must then be None. The records are the same as with ``jobs=1``."""
     from .config import build_config
     from .data import load_dataset
     from .methods import method_params
     weights = [float(w) for w in weights]
     check_grid(weights, list(seeds), weight_key)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise UserError(f"jobs must be a positive integer (got {jobs!r})")
+    if jobs > 1 and dataset is not None:
+        raise UserError("with jobs > 1 every process loads the dataset from the config; pass dataset=None")
     overrides = dict(overrides or {})
     cfg0 = build_config(preset, dict(overrides, **{weight_key: max(weights)}), method_params)  # checks settings
-    if dataset is None:
+    if dataset is None and jobs == 1:
         dataset = load_dataset(cfg0.dataset, cfg0.data_root, zca=cfg0.zca, seed=0, val_size=cfg0.val_size)
     path = Path(records)
     path.parent.mkdir(parents=True, exist_ok=True)
     done = load_records(path)
 
-    def get(w: float, seed: int, val: int) -> dict:
-        k = (preset, weight_key, float(w), int(seed), tag)
-        if k in done and (val == 0 or done[k].get("val_mean") is not None):
-            return done[k]
-        log(f"{preset} {weight_key}={w:g} seed {seed} ...")
-        r = run_one(preset, overrides, weight_key, w, seed, dataset=dataset, out_dir=out_dir, val_models=val,
-                    tag=tag)
+    def key(w: float, seed: int) -> tuple:
+        return (preset, weight_key, float(w), int(seed), tag)
+
+    def missing(points) -> list:
+        out = []
+        for w, seed, val in points:
+            k = key(w, seed)
+            if not (k in done and (val == 0 or done[k].get("val_mean") is not None)) and (w, seed, val) not in out:
+                out.append((w, seed, val))
+        return out
+
+    def record(r: dict) -> None:
         with open(path, "a") as f:
             f.write(json.dumps(r) + "\n")
-        done[k] = r
-        log(f"  test {r['test_mean']:.4f} val {r['val_mean']} panel GraDN {r['panel_gradn']} rho {r['rho_last20pct']}")
-        return r
+        done[key(r["weight"], r["seed"])] = r
+        log(f"  {weight_key}={r['weight']:g} seed {r['seed']}: test {r['test_mean']:.4f} val {r['val_mean']} "
+            f"panel GraDN {r['panel_gradn']} rho {r['rho_last20pct']}")
+
+    def run(points) -> None:
+        todo = missing(points)
+        if jobs == 1:
+            for w, seed, val in todo:
+                log(f"{preset} {weight_key}={w:g} seed {seed} ...")
+                record(run_one(preset, overrides, weight_key, w, seed, dataset=dataset, out_dir=out_dir,
+                               val_models=val, tag=tag))
+        elif todo:
+            _run_parallel(todo, jobs, record, log, preset=preset, overrides=overrides, weight_key=weight_key,
+                          out_dir=out_dir, tag=tag)
 
     seeds = list(seeds)
-    scored = {w: get(w, seeds[0], val_models) for w in sorted(weights)}
+    run([(w, seeds[0], val_models) for w in sorted(weights)])
+    scored = {w: done[key(w, seeds[0])] for w in sorted(weights)}
     chosen = max(sorted(weights), key=lambda w: (scored[w]["val_mean"], -w))
-    base = [get(0.0, s, 0) for s in seeds]
-    sdc = [get(chosen, s, 0) for s in seeds] if chosen > 0 else base
+    run([(0.0, s, 0) for s in seeds] + ([(chosen, s, 0) for s in seeds] if chosen > 0 else []))
+    base = [done[key(0.0, s)] for s in seeds]
+    sdc = [done[key(chosen, s)] for s in seeds] if chosen > 0 else base
     return cell_record(base, sdc, chosen, weight_key, scored)
+
+
+def _one_thread() -> None:
+    import torch
+    torch.set_num_threads(1)
+
+
+def _job(preset: str, overrides: dict, weight_key: str, weight: float, seed: int, out_dir: str, val_models: int,
+         tag: str) -> dict:
+    """One grid point in a worker process: the dataset is loaded here (from the cache: about a second)."""
+    from .config import build_config
+    from .data import load_dataset
+    from .methods import method_params
+    cfg = build_config(preset, dict(overrides, **{weight_key: weight}), method_params)
+    dataset = load_dataset(cfg.dataset, cfg.data_root, zca=cfg.zca, seed=0, val_size=cfg.val_size)
+    return run_one(preset, overrides, weight_key, weight, seed, dataset=dataset, out_dir=out_dir,
+                   val_models=val_models, tag=tag)
+
+
+def _run_parallel(todo: list, jobs: int, record, log, **common) -> None:
+    """Run ``todo`` [(weight, seed, val_models)] in ``jobs`` processes; records are written by this process only,
+    as each point finishes. A failure lets the running points finish (and be recorded), then is raised."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    ctx = multiprocessing.get_context("spawn")  # no forked copy of a threaded torch
+    error = None
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_one_thread) as ex:
+        pending = {}
+        for w, seed, val in todo:
+            log(f"{common['preset']} {common['weight_key']}={w:g} seed {seed} ... (queued)")
+            pending[ex.submit(_job, common["preset"], common["overrides"], common["weight_key"], w, seed,
+                              common["out_dir"], val, common["tag"])] = (w, seed)
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                pending.pop(fut)
+                try:
+                    record(fut.result())
+                except BaseException as e:  # noqa: BLE001 - re-raised below, after the others are recorded
+                    if error is None:
+                        error = e
+                        for f in pending:
+                            f.cancel()
+    if error is not None:
+        raise error
 
 
 def cell_record(base: list[dict], sdc: list[dict], chosen: float, weight_key: str, scored: dict) -> dict:
@@ -209,6 +287,79 @@ def verdict(cell: dict) -> str:
     if lo is None or (isinstance(lo, float) and math.isnan(lo)):
         return "one seed: no interval"
     return "helps" if lo > 0 else "hurts" if hi < 0 else "no effect"
+
+
+# -- command line: easydd sweep ---------------------------------------------------------------------------------
+
+def add_arguments(p) -> None:
+    p.description = ("Distil a preset over seeds x SDC weights, choose the weight on the validation split (first "
+                     "seed), test base and chosen weight with paired seeds. Resumable: a rerun of the same command "
+                     "runs only what its records file lacks.")
+    p.add_argument("--preset", required=True, help="a preset from `easydd info` (one method, dataset, IPC)")
+    p.add_argument("--weights", nargs="*", default=None, help="SDC weights, 0 included (e.g. 0 0.1 1)")
+    p.add_argument("--seeds", nargs="*", default=["0", "1", "2"], help="seeds (default 0 1 2); the first chooses")
+    p.add_argument("--weight-key", default="sdc_ratio", help="sdc_ratio (default) or lambda_sdc")
+    p.add_argument("--jobs", default="1", help="grid points run at once, each a process with one thread")
+    p.add_argument("--val-models", default="2", help="networks scoring each weight on the validation split")
+    p.add_argument("--out", default=None, help="folder for the runs, records and cell (default runs/sweep/<preset>"
+                                               "[-<hash of the overrides>])")
+    p.add_argument("--records", default=None, help="the JSON-lines records file (default OUT/records.jsonl)")
+    p.add_argument("overrides", nargs="*", help="key=value settings applied to every run, e.g. iterations=60")
+
+
+def _numbers(values, kind, name: str) -> list:
+    out = []
+    for v in values:
+        try:
+            out.append(kind(v))
+        except (TypeError, ValueError):
+            raise UserError(f"{name} takes numbers ({kind.__name__}); got {v!r}") from None
+    return out
+
+
+def _positive_int(v, name: str) -> int:
+    n = _numbers([v], int, name)[0]
+    if n < 1:
+        raise UserError(f"{name} must be >= 1 (got {n})")
+    return n
+
+
+def run_from_args(a) -> int:
+    import hashlib
+    from .config import parse_overrides
+    # `--seeds 0 1 iterations=60`: key=value words after a list belong to the overrides, not to the list
+    extra = [v for v in [*(a.weights or []), *a.seeds] if "=" in v]
+    a.weights = [v for v in a.weights or [] if "=" not in v]
+    a.seeds = [v for v in a.seeds if "=" not in v]
+    a.overrides = extra + list(a.overrides)
+    if not a.weights:
+        raise UserError("give the weight grid, e.g. --weights 0 0.1 1 (0 is the base method)")
+    weights = _numbers(a.weights, float, "--weights")
+    seeds = _numbers(a.seeds, int, "--seeds")
+    jobs = _positive_int(a.jobs, "--jobs")
+    val_models = _positive_int(a.val_models, "--val-models")
+    check_grid(weights, seeds, a.weight_key)
+    over = parse_overrides(a.overrides)
+    for k in ("seed", a.weight_key):
+        if k in over:
+            raise UserError(f"{k} is swept here; give it with --seeds / --weights, not as {k}=...")
+    tag = ",".join(f"{k}={over[k]}" for k in sorted(over))
+    out = Path(a.out) if a.out else Path("runs") / "sweep" / (
+        a.preset + (f"-{hashlib.sha1(tag.encode()).hexdigest()[:8]}" if tag else ""))
+    records = Path(a.records) if a.records else out / "records.jsonl"
+    cell = sweep(a.preset, weights, seeds, weight_key=a.weight_key, overrides=over, records=records,
+                 out_dir=str(out / "runs"), val_models=val_models, tag=tag, jobs=jobs,
+                 log=lambda m: print(m, flush=True))
+    cell.update(preset=a.preset, tag=tag, records=str(records))
+    from .distilled import atomic_write
+    atomic_write(out / "cell.json", lambda tmp: Path(tmp).write_text(json.dumps(cell, indent=1) + "\n"))
+    lo, hi = cell["paired_diff_ci95"]
+    print(f"validation chose {a.weight_key}={cell['weight']:g} "
+          f"({', '.join(f'{w}: {100 * v:.2f}' for w, v in cell['val_by_weight'].items())} % on val)")
+    print(f"test: base {cell['acc_base']:.2f} %, chosen {cell['acc_sdc']:.2f} %, paired diff "
+          f"{cell['paired_diff_mean']:+.2f} [{lo:.2f}, {hi:.2f}] over {len(seeds)} seed(s): {verdict(cell)}")
+    print(f"wrote {out / 'cell.json'} (records: {records})")
+    return 0
 
 
 __all__ = ["sweep", "run_one", "cell_record", "t_interval", "check_grid", "load_records", "verdict"]

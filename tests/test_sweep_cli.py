@@ -1,0 +1,89 @@
+"""`easydd sweep`: the grid runs, the weight is chosen on validation, a rerun runs only what is missing, parallel
+jobs give the same records, bad grids are one line and exit 2."""
+import json
+
+import pytest
+
+from easydd.cli import main
+
+TINY = ["dataset=digits", "iterations=1", "eval_num_models=1", "eval_epochs=1", "val_epochs=1", "sdc_net=fresh",
+        "batch_real=8", "checkpoint_every=0"]
+
+
+@pytest.fixture(autouse=True)
+def no_reexec(monkeypatch):
+    monkeypatch.setenv("EASYDD_NO_REEXEC", "1")
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def sweep(capsys, out, *extra):
+    return run(capsys, "sweep", "--preset", "dsa-mnist-ipc1-cpu", "--weights", "0", "0.1", "--seeds", "0", "1",
+               "--val-models", "1", "--out", str(out), *extra, *TINY)
+
+
+def records(out):
+    return [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+
+
+def test_sweep_runs_the_grid_and_resumes_only_what_is_missing(capsys, tmp_path):
+    out = tmp_path / "sw"
+    code, stdout, err = sweep(capsys, out)
+    assert code == 0, err
+    recs = records(out)
+    cell = json.loads((out / "cell.json").read_text())
+    # seed 0 scores both weights on validation; seed 1 runs the base and (if chosen) the SDC weight
+    assert {(r["weight"], r["seed"]) for r in recs if r["seed"] == 0} == {(0.0, 0), (0.1, 0)}
+    assert all(r["val_mean"] is not None for r in recs if r["seed"] == 0)
+    expected = 4 if cell["weight"] > 0 else 3
+    assert len(recs) == expected
+    assert cell["seeds"] == [0, 1] and set(cell["val_by_weight"]) == {"0", "0.1"}
+    assert "validation chose sdc_ratio=" in stdout
+    # a rerun of the same command runs nothing
+    code, stdout, err = sweep(capsys, out)
+    assert code == 0, err
+    assert len(records(out)) == expected and "...\n" not in stdout
+    assert json.loads((out / "cell.json").read_text())["acc_base"] == cell["acc_base"]
+    # a sweep killed while writing its last record: the partial line is dropped and only that point reruns
+    lines = (out / "records.jsonl").read_text().splitlines()
+    (out / "records.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:40])
+    code, stdout, err = sweep(capsys, out)
+    assert code == 0, err
+    assert stdout.count("...\n") == 1
+    again = records(out)
+    assert len(again) == expected and again[-1]["test_accs"] == recs[-1]["test_accs"]
+
+
+def test_parallel_jobs_give_the_same_records(capsys, tmp_path):
+    code, _, err = sweep(capsys, tmp_path / "one")
+    assert code == 0, err
+    code, _, err = sweep(capsys, tmp_path / "two", "--jobs", "2")
+    assert code == 0, err
+    one = {(r["weight"], r["seed"]): r for r in records(tmp_path / "one")}
+    two = {(r["weight"], r["seed"]): r for r in records(tmp_path / "two")}
+    assert one.keys() == two.keys()
+    for k in one:
+        assert set(one[k]) == set(two[k])
+        assert one[k]["test_accs"] == two[k]["test_accs"] and one[k]["val_mean"] == two[k]["val_mean"]
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--weights", "0", "-1"], "weights must be finite numbers >= 0"),
+    (["--weights", "0", "1", "--seeds"], "at least one weight and one seed"),
+    (["--weights", "0", "1", "--weight-key", "lambda"], "lambda_sdc or sdc_ratio"),
+    (["--weights", "0.1", "1"], "must contain 0"),
+    (["--weights", "0", "x"], "--weights takes numbers"),
+    (["--weights", "0", "1", "--jobs", "0"], "--jobs must be >= 1"),
+    ([], "give the weight grid"),
+])
+def test_bad_grids_are_one_line_exit_2(capsys, tmp_path, extra, needle):
+    code, _, err = run(capsys, "sweep", "--preset", "dsa-mnist-ipc1-cpu", "--out", str(tmp_path / "s"), *extra,
+                       *TINY)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("easydd: error:") and needle in lines[0]
+    assert not (tmp_path / "s").exists()
