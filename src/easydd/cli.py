@@ -27,6 +27,8 @@ PLUGINS = {
     "study": ("easydd.study", "difficulty study and selection-by-difficulty experiments"),
     "report": ("easydd.report", "gather run directories into a paper-style table"),
     "sweep": ("easydd.sweep", "seeds x SDC weights: weight chosen on validation, paired-seed test effect"),
+    "import": ("easydd.interop", "a set saved by DC/DSA/DM, MTT/FTD/DATM or for DD-Ranking -> an easydd run"),
+    "export": ("easydd.export", "a distilled set as the files DD-Ranking's evaluators take"),
 }
 
 
@@ -150,9 +152,8 @@ def cmd_eval(a) -> int:
 
 def cmd_info(a) -> int:
     from .config import all_presets
-    from .methods import METHODS, _load_optional
+    from .methods import available_methods
     from .nets import MODEL_NAMES
-    _load_optional()
     print("datasets (where each would be loaded from now):")
     try:
         from .data import find_sources
@@ -160,7 +161,8 @@ def cmd_info(a) -> int:
             print(f"  {k:15s} {v or 'not found locally (easydd can download it: set EASYDD_DOWNLOAD=1)'}")
     except ImportError as e:
         print(f"  (data module unavailable: {e})")
-    print("methods: " + ", ".join(sorted(METHODS)) + "; selection: random, herding, kcenter, easiest, hardest")
+    methods = ", ".join(sorted(available_methods()))
+    print(f"methods: {methods}; selection: random, herding, kcenter, easiest, hardest")
     print("models: " + ", ".join(MODEL_NAMES))
     presets = all_presets()
     print(f"presets ({len(presets)}):")

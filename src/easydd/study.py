@@ -26,7 +26,6 @@ import json
 import math
 import statistics
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -356,51 +355,21 @@ def _read_curve(run_dir: Path) -> list[tuple[int, float]]:
         return [(int(r["iteration"]), float(r["gradn"])) for r in csv.DictReader(fh) if r.get("gradn")]
 
 
-# methods whose initialisation is part of the method (DATM: real images the experts classify correctly)
+# methods whose initialisation is part of the method (DATM: real images the experts classify correctly); every
+# other method starts from the same seeded draw of real images (base.Method.init_synthetic keys it by seed only)
 OWN_INIT = ("datm",)
 
 
-@contextmanager
-def shared_init(methods):
-    """Make every listed method (except those in OWN_INIT) start from the SAME real images for a given seed.
-
-    The methods key their initial draw by their own name (``derive_seed(seed, name, 'init')``), so with one seed
-    DC and DSA would start from different images, and with IPC 1 the mean GraDN of ten images depends a lot on
-    which ten. For the duration of the block each method class is replaced in the registry by a subclass whose
-    ``init_synthetic`` runs the method's own initialisation with the name 'study' in that key (everything after the
-    draw, e.g. TESLA's initial soft labels, is computed from the shared images)."""
-    from . import methods as registry
-    saved = {}
-    for m in methods:
-        if m in OWN_INIT:
-            continue
-        try:
-            cls = registry.get_method(m)
-        except UserError:
-            continue
-
-        def init_synthetic(self, _cls=cls):
-            self.name = "study"  # an instance attribute shadows the class's name only while drawing
-            try:
-                _cls.init_synthetic(self)
-            finally:
-                del self.name
-        saved[m] = cls
-        registry.METHODS[m] = type(cls.__name__, (cls,), {"init_synthetic": init_synthetic})
+def _family(method: str) -> str:
+    """The method class's family (gradient, distribution, trajectory), 'other' for a name that is no method."""
+    from .methods import get_method
     try:
-        yield
-    finally:
-        registry.METHODS.update(saved)
+        return get_method(method).family
+    except UserError:
+        return "other"
 
 
 def difficulty_study(a) -> dict:
-    if getattr(a, "own_init", False):
-        return _difficulty_study(a)
-    with shared_init(a.methods):
-        return _difficulty_study(a)
-
-
-def _difficulty_study(a) -> dict:
     from .config import build_config
     from .difficulty import reference_panel
     from .distill import distill
@@ -438,9 +407,7 @@ def _difficulty_study(a) -> dict:
                 over["eval_models"] = [a.model]
             t = time.perf_counter()
             rec = {"ipc": ipc, "method": method, "iterations": n_it, "track_every": a.track_every, "preset": preset,
-                   "model": None, "init": "own" if (getattr(a, "own_init", False) or method in OWN_INIT) else "shared",
-                   "family": "gradient" if method in GM_METHODS else "trajectory" if method in TM_METHODS
-                   else "distribution" if method == "dm" else "other"}
+                   "model": None, "init": "own" if method in OWN_INIT else "shared", "family": _family(method)}
             try:
                 cfg = build_config(preset, over, method_params)
                 rec["model"] = cfg.model
@@ -680,9 +647,6 @@ def add_arguments(parser) -> None:
                    help="distil with this network for every method (default: each preset's network)")
     p.add_argument("--panel-models", type=int, default=4, help="reference panel networks (default 4)")
     p.add_argument("--panel-epochs", type=int, default=1, help="reference panel epochs (default 1)")
-    p.add_argument("--own-init", action="store_true",
-                   help="let each method draw its own initial real images (default: the same images for all, "
-                        "except DATM, whose initialisation is part of the method)")
     p.add_argument("--eval", action="store_true", help="also run each method's final evaluation")
     p.add_argument("--rerun", action="store_true", help="run again even where a finished run exists")
     p.add_argument("--runs", default="runs/study", help="where the run directories go (default runs/study)")

@@ -62,7 +62,6 @@ from ..errors import DivergedError, UserError
 from ..experts import ExpertBuffer, default_buffer_dir, recipe_command
 from ..nets import has_batchnorm, make_network
 from ..train import soft_cross_entropy
-from . import register
 from .base import Method, flat_norm
 
 MAX_SYN_LR = 1e3  # the driver's bound too
@@ -216,7 +215,6 @@ class DATMParams(TMParams):
     loss_threshold: float = 1.0    # skip the update when the matching loss exceeds this (0: never skip)
 
 
-@register
 class MTT(Method):
     name = "mtt"
     family = "trajectory"
@@ -416,7 +414,6 @@ class MTT(Method):
             "from the checkpoint with the new learning rates (--no-resume starts over).")
 
 
-@register
 class FTD(MTT):
     name = "ftd"
     Params = FTDParams
@@ -448,7 +445,6 @@ class FTD(MTT):
             self.ema = extra["ema"].to(self.device).clone()
 
 
-@register
 class TESLA(MTT):
     name = "tesla"
     Params = TESLAParams
@@ -483,7 +479,6 @@ class TESLA(MTT):
         return r["loss"].detach(), sdc.detach()
 
 
-@register
 class DATM(MTT):
     name = "datm"
     Params = DATMParams
