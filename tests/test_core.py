@@ -166,7 +166,7 @@ def test_stacked_and_sequential_training_agree(digits):
 def test_training_with_a_diverging_learning_rate_names_the_fix(digits, stacked):
     from easydd.train import DivergenceError
     x, y = digits.x_train[:20], digits.y_train[:20]
-    with pytest.raises(DivergenceError, match="lower the learning rate"):
+    with pytest.raises(DivergenceError, match="Lower the learning rate"):
         Ensemble("ConvNetD2W16", 1, 10, (8, 8), [0], stacked=stacked).train(
             x, y, TrainSpec(epochs=20, lr=1e30, batch_size=10), seed=0)
 

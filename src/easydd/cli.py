@@ -114,6 +114,9 @@ def cmd_select(a) -> int:
     from .evaluate import evaluate_distilled, format_result
     from .methods.selection import select
     from .distill import prepare_run_dir
+    if not a.no_eval:
+        from .evaluate import check_eval_settings
+        check_eval_settings(a.models, a.num_models, a.epochs, a.lr)
     ds = _load_data(a.dataset, a.data_root)
     d = select(ds, a.method, a.ipc, seed=a.seed, progress=not a.quiet)
     run_dir = prepare_run_dir(Path(a.out) / (a.name or f"{a.method}-{ds.name}-ipc{a.ipc}-s{a.seed}"))
@@ -132,7 +135,8 @@ def cmd_select(a) -> int:
 
 def cmd_eval(a) -> int:
     from .distilled import Distilled, atomic_write
-    from .evaluate import evaluate_distilled, format_result
+    from .evaluate import check_eval_settings, evaluate_distilled, format_result
+    check_eval_settings(a.models, a.num_models, a.epochs, a.lr)
     d = Distilled.load(a.target)
     name = a.dataset or d.meta.get("data_path") or d.meta.get("dataset")
     if not name:
@@ -179,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     from .runtime import ensure_fast_allocator, set_threads
     ensure_fast_allocator(argv)
     ap = build_parser()
-    a = ap.parse_args(argv)
+    a, extra = ap.parse_known_args(argv)
+    if extra and a.command == "distill" and all("=" in x and not x.startswith("-") for x in extra):
+        a.overrides += extra  # key=value settings after an option (`--quiet ipc=10`) count too
+    elif extra:
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
     set_threads(a.threads)
     try:
         if getattr(a, "_plugin", None):
@@ -188,27 +196,12 @@ def main(argv: list[str] | None = None) -> int:
             rc = importlib.import_module(a._plugin).run_from_args(a)  # a plugin may return its result (a path)
             return rc if isinstance(rc, int) else 0
         return COMMANDS[a.command](a)
-    except UserError as e:
-        print(f"easydd: error: {e}", file=sys.stderr)
+    except UserError as e:  # every error a user can cause (easydd.errors): one line naming the fix, code 2
+        print(f"easydd: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("easydd: interrupted; a rerun of the same command resumes from the last checkpoint", file=sys.stderr)
         return 130
-    except Exception as e:  # map the library's user-fixable errors to the same one-line form
-        from .distilled import DistilledFileError
-        from .nets import UnknownModel
-        user_types: tuple = (DistilledFileError, UnknownModel)
-        try:
-            from .data import DataError
-            user_types += (DataError,)
-        except ImportError:
-            pass
-        from .train import DivergenceError
-        user_types += (DivergenceError,)
-        if isinstance(e, user_types):
-            print(f"easydd: error: {e}", file=sys.stderr)
-            return 2
-        raise
 
 
 if __name__ == "__main__":

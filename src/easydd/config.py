@@ -128,12 +128,20 @@ def build_config(preset: str | None = None, overrides: dict | None = None, metho
     data = load_preset(preset) if preset else {}
     margs = dict(data.pop("method_args", {}) or {})
     for k, v in (overrides or {}).items():
-        if k.startswith("method_args."):
+        if k == "method_args":  # a dict of method settings: merged over the preset's, like bare keys
+            if not isinstance(v, dict):
+                raise UserError(f"method_args must be a mapping of method settings, e.g. {{'lr_img': 0.1}} "
+                                f"(got {type(v).__name__})")
+            margs.update(v)
+        elif k.startswith("method_args."):
             margs[k.split(".", 1)[1]] = v
         elif k in RUN_KEYS:
             data[k] = v
         else:
             margs[k] = v  # checked against the method's Params below
+    bad_keys = [k for k in data if not isinstance(k, str)]
+    if bad_keys:
+        raise UserError(f"config keys must be names (got {bad_keys!r})")
     unknown_run = set(data) - RUN_KEYS
     if unknown_run:
         raise UserError(f"unknown config key(s) {sorted(unknown_run)}; valid: {sorted(RUN_KEYS)}")
@@ -147,7 +155,9 @@ def build_config(preset: str | None = None, overrides: dict | None = None, metho
             hint = "; ".join(f"{b!r}" + (f" (did you mean {s[0]!r}?)" if s else "") for b, s in sugg.items())
             raise UserError(f"unknown setting(s) for method {cfg.method!r}: {hint}. Run settings: "
                             f"{', '.join(sorted(RUN_KEYS))}; {cfg.method} settings: {', '.join(sorted(names))}")
-        margs = dataclasses.asdict(_coerce(params_cls, margs))
+        params = _coerce(params_cls, margs)
+        check_method_args(params)
+        margs = dataclasses.asdict(params)
     cfg.method_args = margs
     validate(cfg)
     return cfg
@@ -158,28 +168,126 @@ def _coerce(params_cls, margs: dict):
         obj = params_cls(**margs)
     except TypeError as e:
         raise UserError(f"bad method settings: {e}") from None
+    except ValueError as e:  # a Params class that checks its own values
+        raise UserError(str(e)) from None
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
         default = getattr(params_cls(), f.name)
         if isinstance(default, float) and isinstance(v, int) and not isinstance(v, bool):
             setattr(obj, f.name, float(v))
-        elif default is not None and v is not None and not isinstance(v, type(default)) and not (
-                isinstance(default, float) and isinstance(v, (int, float))):
-            raise UserError(f"setting {f.name}={v!r} should be a {type(default).__name__}")
+        elif default is not None and v is not None and (
+                not isinstance(v, type(default)) or (isinstance(v, bool) and not isinstance(default, bool))) and not (
+                isinstance(default, float) and isinstance(v, (int, float)) and not isinstance(v, bool)):
+            raise UserError(f"setting {f.name}={v!r} should be a {type(default).__name__} (like the default "
+                            f"{f.name}={default!r})")
     return obj
+
+
+# method settings checked by name (every method's Params shares these names); each entry: (test, what it must be)
+_POSITIVE = (lambda v: v > 0, "a finite number > 0")
+_METHOD_RULES = {
+    "batch_real": (lambda v: v >= 1, "an integer >= 1"),
+    "batch_train": (lambda v: v >= 1, "an integer >= 1"),
+    "batch_syn": (lambda v: v >= 0, "an integer >= 0 (0: the whole set)"),
+    "outer_loop": (lambda v: v >= 0, "an integer >= 0 (0: the reference schedule for the IPC)"),
+    "inner_loop": (lambda v: v >= 0, "an integer >= 0 (0: the reference schedule for the IPC)"),
+    "outer_warmup": (lambda v: v >= 0, "an integer >= 0"),
+    "inner_warmup": (lambda v: v >= 0, "an integer >= 0"),
+    "dis_metric": (lambda v: v in ("ours", "mse", "cos"), "one of ours, mse, cos"),
+    "syn_steps": (lambda v: v >= 1, "an integer >= 1"),
+    "expert_epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "min_start_epoch": (lambda v: v >= 0, "an integer >= 0"),
+    "max_start_epoch": (lambda v: v >= 1, "an integer >= 1"),
+    "max_loss": _POSITIVE,
+    "loss_threshold": (lambda v: v >= 0, "a finite number >= 0 (0: never skip)"),
+    "momentum_y": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "ema_decay": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+}
+
+
+def check_method_args(params) -> None:
+    """The method settings that every method names alike: learning rates (lr_*) finite and > 0, batch sizes >= 1,
+    loop counts >= 0, known distance and DSA strategy names, no NaN/inf anywhere. A Params class may add its own
+    ``check()``."""
+    import math
+    for f in dataclasses.fields(params):
+        k, v = f.name, getattr(params, f.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise UserError(f"{k} must be a finite number (got {v!r})")
+        rule = _POSITIVE if k.startswith("lr_") and isinstance(v, (int, float)) else _METHOD_RULES.get(k)
+        if rule is not None and not isinstance(v, bool) and v is not None and not rule[0](v):
+            raise UserError(f"{k} must be {rule[1]} (got {v!r})")
+        if k == "dsa_strategy" and v:
+            from .augment import DSA
+            try:
+                DSA(v)
+            except ValueError as e:
+                raise UserError(f"dsa_strategy={v!r}: {e} ('' takes the reference strategy for the dataset)") \
+                    from None
+    if callable(getattr(params, "check", None)):
+        params.check()
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# run settings by kind: (fields, test, what the value must be)
+_RUN_RULES = [
+    (("seed",), lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    (("checkpoint_every", "eval_every", "track_every"), lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: off)"),
+    (("val_epochs", "val_num_models", "panel_models"), lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    (("panel_epochs",), lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    (("eval_epochs",), lambda v: v is None or (_is_int(v) and v >= 1),
+     "an integer >= 1 (or null: 1000 with DSA, 300 without)"),
+    (("eval_num_models",), lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    (("val_size",), lambda v: v is None or (_is_int(v) and v >= 0) or (
+        isinstance(v, float) and 0 < v < 1), "a number of images >= 0 or a fraction in (0, 1) (or null)"),
+    (("dataset", "method", "model", "device", "out_dir"), lambda v: isinstance(v, str) and v.strip() != "",
+     "a non-empty string"),
+    (("data_root",), lambda v: v is None or (isinstance(v, str) and v.strip() != ""), "a path (or null)"),
+    (("note",), lambda v: isinstance(v, str), "a string"),
+    (("zca", "eval_dsa"), lambda v: isinstance(v, bool), "true or false"),
+    (("lambda_sdc", "sdc_ratio"), lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+     "a finite number >= 0"),
+    (("method_args",), lambda v: isinstance(v, dict), "a mapping of method settings"),
+]
+
+
+def _check_name(name) -> None:
+    """A run name is a directory under out_dir: relative, without '..', never out_dir itself."""
+    from pathlib import PurePath
+    if name is None:
+        return
+    if not isinstance(name, str) or not name.strip():
+        raise UserError(f"name must be a non-empty string (got {name!r}); leave it out for the default run name")
+    p = PurePath(name)
+    if p.is_absolute() or ".." in p.parts or not p.parts or name.strip() in (".", "./") or "\x00" in name:
+        raise UserError(f"name={name!r} would write outside out_dir: give a plain run name such as "
+                        "'my-run' (and out_dir=DIR or --out DIR for where it goes)")
 
 
 def validate(cfg: RunConfig) -> None:
     def need(cond, msg):
         if not cond:
             raise UserError(msg)
-    need(isinstance(cfg.ipc, int) and cfg.ipc >= 1, f"ipc must be a positive integer (got {cfg.ipc!r})")
-    need(isinstance(cfg.iterations, int) and cfg.iterations >= 0,
+    import os
+    for k in ("dataset", "data_root", "out_dir", "name"):  # a pathlib.Path is as good as its string
+        if isinstance(getattr(cfg, k), os.PathLike):
+            setattr(cfg, k, os.fspath(getattr(cfg, k)))
+    for keys, test, what in _RUN_RULES:
+        for k in keys:
+            v = getattr(cfg, k)
+            need(test(v), f"{k} must be {what} (got {v!r})")
+    _check_name(cfg.name)
+    need(_is_int(cfg.ipc) and cfg.ipc >= 1, f"ipc must be a positive integer (got {cfg.ipc!r})")
+    need(_is_int(cfg.iterations) and cfg.iterations >= 0,
          f"iterations must be a non-negative integer (got {cfg.iterations!r})")
     need(cfg.init in ("real", "noise"), f"init must be 'real' or 'noise' (got {cfg.init!r})")
     need(cfg.sdc_mode in ("batch", "sample"), f"sdc_mode must be 'batch' or 'sample' (got {cfg.sdc_mode!r})")
     from .sdc import check_settings
     check_settings(cfg)
-    need(isinstance(cfg.eval_models, list) and cfg.eval_models, "eval_models must be a non-empty list of model names")
-    need(cfg.eval_num_models >= 1, "eval_num_models must be >= 1")
+    need(isinstance(cfg.eval_models, list) and cfg.eval_models and all(
+        isinstance(m, str) and m for m in cfg.eval_models),
+        f"eval_models must be a non-empty list of model names, e.g. [ConvNet] (got {cfg.eval_models!r})")
     cfg.lambda_sdc, cfg.sdc_ratio = float(cfg.lambda_sdc), float(cfg.sdc_ratio)

@@ -37,20 +37,14 @@ from .nets import make_network
 from .runtime import derive_seed, generator
 from .train import Ensemble, TrainSpec, soft_cross_entropy
 
-try:  # the package-wide "error the user caused" class (message names the fix; the CLI exits with code 2)
-    from .errors import UserError as _UserError
-except ImportError:  # pragma: no cover - errors.py is part of the package; keep working without it
-    _UserError = ValueError  # type: ignore[misc,assignment]
+# the package-wide "error the user caused" class (message names the fix; the CLI exits with code 2)
+from .errors import PanelError, UserError as _UserError
 
 __all__ = ["per_sample_grad_norms", "el2n_scores", "Panel", "PanelError", "reference_panel", "default_panel_dir",
            "summarise", "add_arguments", "run_from_args", "measure_from_args", "PANEL_FORMAT", "PANEL_VERSION"]
 
 PANEL_FORMAT = "easydd-panel"
 PANEL_VERSION = 1
-
-
-class PanelError(_UserError, ValueError):
-    """A panel file that is missing, corrupt or not ours, or panel settings that cannot work."""
 
 
 def _user_error(msg: str) -> Exception:
@@ -579,15 +573,11 @@ def _load_dataset(name: str, zca: bool = False):
         raise _user_error(f"cannot load datasets: easydd.data is unavailable ({e})") from None
     try:
         return load_dataset(name, zca=zca)
-    except _UserError:
+    except _UserError:  # DataError and every other user error: its message already names the fix
         raise
     except (KeyError, ValueError, OSError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         raise _user_error(f"cannot load dataset {name!r}: {msg}") from None
-    except Exception as e:  # DataError and friends (not ValueError subclasses)
-        if type(e).__name__ in ("DataError", "UnknownDataset"):
-            raise _user_error(f"cannot load dataset {name!r}: {e}") from None
-        raise
 
 
 def _resolve_target(target: str):
@@ -595,10 +585,7 @@ def _resolve_target(target: str):
     p = Path(target).expanduser()
     if p.exists():
         from .distilled import Distilled
-        try:
-            return Distilled.load(p), p, None
-        except ValueError as e:  # DistilledFileError
-            raise _user_error(str(e)) from None
+        return Distilled.load(p), p, None  # a DistilledFileError is a UserError naming the fix
     if target.endswith(".safetensors") or os.sep in target or target.startswith("."):
         raise _user_error(f"no such file or directory: {target}; pass a run directory, a distilled .safetensors "
                           "file, or a dataset name such as mnist")

@@ -20,8 +20,9 @@ from tqdm.auto import tqdm
 
 from .config import RunConfig
 from .distilled import Distilled, atomic_write
-from .errors import DivergedError, UserError
-from .evaluate import evaluate_distilled, format_result
+from .errors import DivergedError, UserError, divergence_advice
+from .evaluate import check_eval_settings, evaluate_distilled, format_result
+from .io import RunLock
 from .methods import get_method
 from .methods.selection import check_ipc
 from .nets import build_network
@@ -134,8 +135,10 @@ def _save_checkpoint(run_dir: Path, method, it: int, rows: list[dict], best: dic
 def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool = True,
             final_eval: bool = True, panel=None) -> RunResult:
     """Run ``cfg`` end to end and return the run directory, the final set and the metrics."""
+    from .config import validate
     from .data import load_dataset
     t_start = time.perf_counter()
+    validate(cfg)  # a RunConfig built by hand gets the checks make_config gives
     method_cls = get_method(cfg.method)
     device = resolve_device(cfg.device)  # a device this machine lacks fails before any data is read
     if dataset is None:
@@ -143,29 +146,67 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
     check_ipc(dataset, cfg.ipc)
     for m in dict.fromkeys([cfg.model, *cfg.eval_models]):  # fail now, not after an hour of distillation
         build_network(m, dataset.shape[0], dataset.num_classes, tuple(dataset.shape[1:]))
-    run_dir = prepare_run_dir(Path(cfg.out_dir) / (cfg.name or default_run_name(cfg)))
-    log = RunLog(run_dir)
-    method = method_cls(cfg, dataset, device=device)
-    method.checkpoint_path = run_dir / "checkpoint.pt"
+    if final_eval:
+        check_eval_settings(cfg.eval_models, cfg.eval_num_models, cfg.eval_epochs)
+    method = method_cls(cfg, dataset, device=device)  # the method's own checks (buffers, ...) before any write
     method.init_synthetic()
     method.setup()
-    method.sdc.prepare(dataset, device, log)  # sdc_net=trained: the pool, built once per dataset and cached
+    run_dir = prepare_run_dir(Path(cfg.out_dir) / (cfg.name or default_run_name(cfg)))
+    with RunLock(run_dir) as lock:  # one live process per run directory; a dead one's lock is taken over
+        if lock.took_over:
+            RunLog(run_dir)(f"took over the lock of process {lock.took_over.get('pid')} on "
+                            f"{lock.took_over.get('host')}, which is gone")
+        return _distill_in(run_dir, cfg, dataset, method, device, t_start, progress=progress, resume=resume,
+                           final_eval=final_eval, panel=panel)
+
+
+def load_checkpoint(ckpt: Path) -> tuple[dict, dict | None, int]:
+    """(state, the config it was made with or None, its iteration) of a checkpoint, or a UserError naming the fix.
+    ``torch.load(weights_only=True)``: a file that carries code is refused, never run."""
+    def bad(why: str) -> UserError:
+        return UserError(f"cannot resume from {ckpt} ({why}); delete it to start over, or pass --no-resume")
+    try:
+        state = torch.load(ckpt, weights_only=True, map_location="cpu")
+    except Exception as e:  # truncated, not a checkpoint, or a pickle that wants to run code
+        raise bad(f"{type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("method"), dict):
+        raise bad("not an easydd checkpoint")
+    it = state.get("iteration")
+    if not isinstance(it, int) or isinstance(it, bool) or it < 0:
+        raise bad(f"its iteration {it!r} is not a count >= 0")
+    saved = None
+    if "config_json" in state:
+        try:
+            saved = json.loads(state["config_json"])
+        except (TypeError, ValueError) as e:
+            raise bad(f"its stored config is unreadable: {e}") from None
+        if not isinstance(saved, dict):
+            raise bad("its stored config is not a mapping")
+    if not isinstance(state.get("rows", []), list) or not isinstance(state.get("best", {}), dict):
+        raise bad("its logs are malformed")
+    return state, saved, it
+
+
+def _distill_in(run_dir: Path, cfg: RunConfig, dataset, method, device, t_start: float, *, progress: bool,
+                resume: bool, final_eval: bool, panel) -> RunResult:
+    """The run itself, in ``run_dir`` (locked by the caller)."""
+    log = RunLog(run_dir)
+    for tmp in run_dir.glob(".*.tmp"):  # left by a writer killed mid-write (we hold the lock: none is live)
+        tmp.unlink(missing_ok=True)
+    method.checkpoint_path = run_dir / "checkpoint.pt"
     rows: list[dict] = []
     best = {"val_acc": -1.0, "iteration": None}
     start = 0
     ckpt = run_dir / "checkpoint.pt"
-    if resume and ckpt.exists():
-        try:
-            state = torch.load(ckpt, weights_only=True, map_location="cpu")
-            saved = json.loads(state["config_json"]) if "config_json" in state else None
-            it_saved = int(state["iteration"])
-        except Exception as e:  # a corrupt checkpoint must not be silently used
-            raise UserError(f"cannot resume from {ckpt} ({type(e).__name__}: {e}); delete it to start over, or "
-                            "pass --no-resume") from None
+    state = None
+    if resume and ckpt.exists():  # read and checked before anything in the run directory changes
+        state, saved, it_saved = load_checkpoint(ckpt)
         _check_resumable(saved, cfg, ckpt, diverged=(run_dir / DIVERGED).exists())
         if it_saved > cfg.iterations:
             raise UserError(f"{ckpt} is at iteration {it_saved}, past this run's iterations={cfg.iterations}; "
                             "raise iterations, give the run another name, or pass --no-resume")
+    method.sdc.prepare(dataset, device, log)  # sdc_net=trained: the pool, built once per dataset and cached
+    if state is not None:
         try:
             method.load_state_dict(state["method"])
             start, rows, best = it_saved, state["rows"], state["best"]
@@ -215,9 +256,9 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
             if bad or logs.get("syn_lr", 0.0) > 1e3:
                 raise DivergedError(
                     f"{cfg.method} diverged at iteration {it} ({', '.join(f'{k}={logs[k]}' for k in logs)}); the "
-                    f"last good checkpoint is kept in {ckpt}. Lower the image/label/step-size learning rates "
-                    "(e.g. lr_img, lr_lr) or lambda_sdc / sdc_ratio and rerun the same command: it resumes from "
-                    "that checkpoint with the new rates (--no-resume starts over).")
+                    f"last good checkpoint is kept in {ckpt}. " + divergence_advice(
+                        "the image/label/step-size learning rates (e.g. lr_img, lr_lr) or lambda_sdc / sdc_ratio",
+                        resumes=True))
             row = {"iteration": it + 1, **logs}
             if cfg.track_every and ((it + 1) % cfg.track_every == 0 or it + 1 == cfg.iterations):
                 track(it + 1, row)  # and always at the last iteration, so final_gradn is the final set's

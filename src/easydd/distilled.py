@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +16,36 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
+from .errors import DistilledFileError  # defined with the other user errors; re-exported here
+from .io import atomic_write  # noqa: F401  (moved to easydd.io; re-exported here)
 
-class DistilledFileError(ValueError):
-    """A distilled file that is missing, corrupt or not ours."""
+
+def _check_tensors(path, t: dict) -> float | None:
+    """The shapes, dtypes and values of a distilled file's tensors; its learned lr (or None)."""
+    def bad(msg):
+        return DistilledFileError(f"{path}: {msg}; re-create it with `easydd distill` or `easydd select` (or save "
+                                  "float32 images (N, C, H, W) with int64 labels (N,) via easydd.Distilled(...).save)")
+    x, y = t["images"], t["labels"]
+    if x.dim() != 4 or x.dtype != torch.float32:
+        raise bad(f"images are {x.dtype} of shape {tuple(x.shape)}, not float32 (N, C, H, W)")
+    if x.shape[0] == 0:
+        raise bad("the set holds no images")
+    if y.dim() == 1:
+        if y.dtype != torch.int64:
+            raise bad(f"hard labels are {y.dtype}, not int64")
+    elif y.dim() != 2 or not y.dtype.is_floating_point:
+        raise bad(f"labels of shape {tuple(y.shape)} and dtype {y.dtype}: expected int64 (N,) or float soft-label "
+                  "logits (N, K)")
+    if y.shape[0] != x.shape[0]:
+        raise bad(f"{x.shape[0]} images but {y.shape[0]} labels")
+    if not bool(torch.isfinite(x).all()) or (y.dtype.is_floating_point and not bool(torch.isfinite(y).all())):
+        raise bad("the images or labels contain NaN or inf (a diverged run?)")
+    if "lr" not in t:
+        return None
+    lr = t["lr"]
+    if lr.numel() != 1 or not lr.dtype.is_floating_point:
+        raise bad(f"the learned learning rate is {lr.dtype} of shape {tuple(lr.shape)}, not one float")
+    return float(lr.flatten()[0])  # a NaN one is refused where it would be used (evaluation), which names --lr
 
 
 @dataclass
@@ -90,12 +116,22 @@ class Distilled:
             meta = json.loads(header.get("easydd", "{}"))
         except json.JSONDecodeError:
             raise DistilledFileError(f"{path}: corrupt metadata header; re-create the file") from None
-        lr = float(tensors["lr"][0]) if "lr" in tensors else None
+        if not isinstance(meta, dict):
+            raise DistilledFileError(f"{path}: the metadata header is not a JSON object; re-create the file")
+        lr = _check_tensors(path, tensors)
         return cls(tensors["images"], tensors["labels"], lr, meta)
 
     def check_dataset(self, dataset) -> None:
         """Raise a clear error if this set was made for another dataset (name or image shape)."""
         name = self.meta.get("dataset")
+        k = dataset.num_classes
+        if self.soft and self.labels.shape[1] != k:
+            raise DistilledFileError(f"the set's soft labels have {self.labels.shape[1]} classes but {dataset.name} "
+                                     f"has {k}; evaluate it on the dataset it was made from (--dataset NAME)")
+        if not self.soft and len(self) and (int(self.labels.min()) < 0 or int(self.labels.max()) >= k):
+            raise DistilledFileError(f"the set's labels range over {int(self.labels.min())}..{int(self.labels.max())} "
+                                     f"but {dataset.name} has classes 0..{k - 1}; evaluate it on the dataset it was "
+                                     "made from (--dataset NAME)")
         if name and name != dataset.name:
             raise DistilledFileError(f"this distilled set was made from {name!r}, not {dataset.name!r}; "
                                      f"evaluate it with --dataset {name}")
@@ -136,17 +172,3 @@ class Distilled:
         atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
         return path
 
-
-def atomic_write(path: Path, writer) -> None:
-    """Call ``writer(tmp_path)`` then rename onto ``path``: a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -7,12 +7,14 @@ the maximum over test-set checkpoints; we do not).
 """
 from __future__ import annotations
 
+import math
 import time
 
 from tqdm.auto import tqdm
 
 from .augment import DSA, PlainAugment, default_strategy
 from .distilled import Distilled
+from .errors import UserError
 from .runtime import derive_seed, resolve_device
 from .train import Ensemble, TrainSpec, nan_safe_mean_std
 
@@ -23,11 +25,39 @@ def eval_augment(dataset_name: str, dsa: bool):
     return PlainAugment(flip=dataset_name not in ("mnist", "fashion_mnist", "svhn", "digits"))
 
 
+def check_eval_settings(models=("ConvNet",), num_models: int = 5, epochs: int | None = None,
+                        lr: float | None = None, batch_size: int = 256) -> None:
+    """The evaluation settings, checked before any work (the CLI calls it before writing a run directory)."""
+    def need(cond, msg):
+        if not cond:
+            raise UserError(msg)
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+    need(is_int(num_models) and num_models >= 1, f"--num-models must be >= 1 (got {num_models!r})")
+    need(epochs is None or (is_int(epochs) and epochs >= 1),
+         f"--epochs must be >= 1 (got {epochs!r}); leave it out for the protocol's 1000 with DSA, 300 without")
+    need(lr is None or (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0),
+         f"--lr must be a finite number > 0 (got {lr!r}); leave it out for the set's learned rate or 0.01")
+    need(is_int(batch_size) and batch_size >= 1, f"batch_size must be >= 1 (got {batch_size!r})")
+    need(len(models) >= 1 and all(isinstance(m, str) and m for m in models), f"--models needs model names "
+         f"(got {list(models)!r})")
+
+
 def evaluate_distilled(distilled: Distilled, dataset, *, models=("ConvNet",), num_models: int = 5,
                        epochs: int | None = None, dsa: bool = True, lr: float | None = None, batch_size: int = 256,
                        seed: int = 0, split: str = "test", progress: bool = True, stacked: bool | None = None,
                        device: str | None = "auto") -> dict:
     """Train ``num_models`` networks of each architecture on the set; report accuracy on ``split`` (test/val)."""
+    check_eval_settings(models, num_models, epochs, lr, batch_size)
+    if lr is None and distilled.lr is not None and not (math.isfinite(distilled.lr) and distilled.lr > 0):
+        raise UserError(f"the set's learned learning rate is {distilled.lr} (its run diverged?); evaluate it with "
+                        "--lr VALUE (e.g. --lr 0.01), or re-create the set")
+    if len(distilled) == 0:
+        raise UserError("the distilled set holds no images; re-create it with `easydd distill` or `easydd select`")
+    x_eval = dataset.x_test if split == "test" else dataset.x_val
+    if x_eval.shape[0] == 0:
+        raise UserError(f"the {split} split of {dataset.name} holds no images, so there is nothing to measure "
+                        f"accuracy on" + (" (set val_size > 0)" if split == "val" else "; add test images"))
     device = resolve_device(device)
     epochs = epochs if epochs is not None else (1000 if dsa else 300)
     lr = lr if lr is not None else (distilled.lr if distilled.lr is not None else 0.01)

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from .distilled import atomic_write
-from .errors import UserError
+from .errors import DivergenceError, UserError, divergence_advice
 from .nets import has_batchnorm, make_network
 from .runtime import derive_seed, generator
 
@@ -152,8 +152,8 @@ def train_one_expert(x: torch.Tensor, y: torch.Tensor, settings: ExpertSettings,
                 return F.cross_entropy(net(xb), yb)
             loss = loss_fn()
             if not torch.isfinite(loss):
-                raise UserError(f"expert {index} diverged (loss {float(loss)}) at epoch {ep}; lower --lr "
-                                f"(now {s.lr:g}) or --sam")
+                raise DivergenceError(f"expert {index} diverged: the loss became {float(loss)} at epoch {ep}. "
+                                      + divergence_advice(f"--lr (now {s.lr:g}) or --sam (now {s.sam_rho:g})"))
             grads = torch.autograd.grad(loss, params)
             if s.sam_rho > 0:
                 grads = _sam_gradient(net, params, loss_fn, grads, s.sam_rho, s.gsam_alpha, s.sam_adaptive)
@@ -241,6 +241,31 @@ def _resolve_dataset(dataset, zca: bool, data_root=None):
     return dataset
 
 
+def check_recipe(num_experts=1, epochs=1, lr=0.01, batch_size=256, momentum=0.0, weight_decay=0.0, subset=None,
+                 seed=0, nproc=1) -> None:
+    """The numbers of an expert recipe, checked before any data is read or any file written."""
+    import math
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def is_num(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    rules = [(is_int(num_experts) and num_experts >= 1, f"--num-experts must be >= 1 (got {num_experts!r})"),
+             (is_int(epochs) and epochs >= 1, f"--epochs must be >= 1 (got {epochs!r})"),
+             (is_num(lr) and lr > 0, f"--lr must be a finite number > 0 (got {lr!r})"),
+             (is_int(batch_size) and batch_size >= 1, f"--batch-size must be >= 1 (got {batch_size!r})"),
+             (is_num(momentum) and 0 <= momentum < 1, f"--momentum must be in [0, 1) (got {momentum!r})"),
+             (is_num(weight_decay) and weight_decay >= 0, f"--weight-decay must be >= 0 (got {weight_decay!r})"),
+             (subset is None or (is_int(subset) and subset >= 1),
+              f"--subset must be a number of images >= 1 (got {subset!r}); leave it out to train on every image"),
+             (is_int(seed) and seed >= 0, f"--seed must be an integer >= 0 (got {seed!r})"),
+             (is_int(nproc) and nproc >= 1, f"--nproc must be >= 1 (got {nproc!r}): the number of local processes")]
+    for ok, msg in rules:
+        if not ok:
+            raise UserError(msg)
+
+
 def train_experts(dataset, out_dir: str | os.PathLike | None = None, num_experts: int = 10, epochs: int = 50,
                   model: str = "ConvNet", lr: float = 0.01, batch_size: int = 256, dsa: bool = True,
                   sam_rho: float = 0.0, gsam_alpha: float = 0.0, sam_adaptive: bool = False, seed: int = 0,
@@ -255,7 +280,12 @@ def train_experts(dataset, out_dir: str | os.PathLike | None = None, num_experts
     rank 0 writes the manifest after all ranks finish. Returns ``out_dir``.
     """
     from .augment import DSA, default_strategy
+    check_recipe(num_experts=num_experts, epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum,
+                 weight_decay=weight_decay, subset=subset, seed=seed)
     ds = _resolve_dataset(dataset, zca, data_root)
+    if subset is not None and subset < ds.num_classes:
+        raise UserError(f"--subset {subset} is fewer images than {ds.name}'s {ds.num_classes} classes; give at "
+                        "least one image per class, or leave --subset out to train on every image")
     if num_experts < 1 or epochs < 1:
         raise UserError(f"need at least one expert and one epoch (got --num-experts {num_experts}, "
                         f"--epochs {epochs})")
@@ -600,6 +630,8 @@ def run_from_args(args) -> Path:
         if recipe.get(need) is None:
             raise UserError(f"{flag} is required (or --preset NAME of a trajectory preset)")
     out = args.out or out
+    check_recipe(**{k: recipe[k] for k in ("num_experts", "epochs", "lr", "batch_size", "momentum", "weight_decay",
+                                           "subset", "seed") if k in recipe}, nproc=args.nproc)
     kwargs = dict(recipe, out_dir=out, data_root=args.data_root, device=args.device,
                   progress=not args.no_progress)
     if args.nproc > 1:

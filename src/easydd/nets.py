@@ -24,8 +24,7 @@ ACTS = ("relu", "sigmoid", "leakyrelu")
 POOLS = ("avgpool", "maxpool", "none")
 
 
-class UnknownModel(ValueError):
-    """A network name easydd does not know."""
+from .errors import UnknownModel  # noqa: E402,F401  (defined with the other user errors; re-exported here)
 
 
 def _norm(kind: str, channels: int, hw: tuple[int, int]) -> nn.Module:

@@ -146,6 +146,11 @@ def record_from_run_dir(path: Path) -> Record:
         except (OSError, json.JSONDecodeError) as e:
             raise UserError(f"{mfile} is not readable JSON ({e}); rerun the evaluation (easydd eval {path})") \
                 from None
+        except UnicodeDecodeError:
+            raise UserError(f"{mfile} is not a text file; rerun the evaluation (easydd eval {path})") from None
+        if not isinstance(metrics, dict) or not isinstance(metrics.get("config") or {}, dict):
+            raise UserError(f"{mfile} is not a metrics object (a JSON object with 'config' and 'last'); rerun the "
+                            f"evaluation (easydd eval {path})")
     cfg = dict(metrics.get("config") or {})
     yfile = path / "config.yaml"
     if yfile.is_file():
@@ -167,12 +172,19 @@ def record_from_run_dir(path: Path) -> Record:
     if missing:
         raise UserError(f"{path}: cannot tell the run's {', '.join(missing)} (no metrics.json 'config' or "
                         "config.yaml); is it a run directory?")
-    got = _from_eval(ev, (cfg.get("eval_models") or [cfg.get("model")])[0] if cfg else None)
+    try:
+        got = _from_eval(ev, (cfg.get("eval_models") or [cfg.get("model")])[0] if cfg else None)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError) as e:
+        raise UserError(f"{path}: the evaluation in metrics.json/eval.json is malformed ({e}); rerun it with "
+                        f"`easydd eval {path}`") from None
     if got is None:
         raise UserError(f"{path}: the run has no test accuracy yet (metrics.json has no evaluation); evaluate it "
                         f"with `easydd eval {path}`")
     model, accs, epochs = got
     best = metrics.get("best_val") or {}
+    if not isinstance(best, dict) or not isinstance(cfg.get("ipc"), int) or isinstance(cfg.get("ipc"), bool):
+        raise UserError(f"{path}: metrics.json/config.yaml hold a malformed ipc or best_val; rerun the run or fix "
+                        "the file")
     return Record(dataset=str(cfg["dataset"]).lower(), ipc=int(cfg["ipc"]), method=str(cfg["method"]).lower(),
                   accs=accs, lambda_sdc=_num(cfg.get("lambda_sdc"), 0.0), seed=_int(cfg.get("seed")), model=model,
                   val_mean=_num(metrics.get("val_mean"), _num(best.get("val_acc")) if best.get("val_acc", -1) >= 0
@@ -192,8 +204,20 @@ def record_from_dict(r: dict, source: str = "") -> Record:
         if m is None:
             raise UserError(f"{source}: a record has no test accuracy (test_accs / test_mean / accs / mean)")
         accs = [m]
-    return Record(dataset=str(r["dataset"]).lower(), ipc=int(r["ipc"]), method=str(r["method"]).lower(),
-                  accs=[float(a) for a in accs], lambda_sdc=_num(r.get("lambda_sdc"), 0.0) or 0.0,
+    what = f"{source}: record {r.get('method')!r} on {r.get('dataset')!r}"
+    if not isinstance(accs, list):
+        accs = [accs]
+    try:
+        ipc = int(r["ipc"])
+        accs = [None if a is None else float(a) for a in accs]
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{what}: ipc must be an integer and accuracies numbers ({e}); fix the record") from None
+    bad = [a for a in accs if a is not None and math.isfinite(a) and not 0 <= a <= 1]
+    if bad or isinstance(r["ipc"], bool) or ipc < 1:
+        raise UserError(f"{what}: " + (f"accuracies must be fractions in [0, 1] (got {bad[:3]})" if bad else
+                                        f"ipc must be >= 1 (got {r['ipc']!r})") + "; fix the record")
+    return Record(dataset=str(r["dataset"]).lower(), ipc=ipc, method=str(r["method"]).lower(),
+                  accs=accs, lambda_sdc=_num(r.get("lambda_sdc"), 0.0) or 0.0,
                   seed=_int(r.get("seed")), model=str(r.get("model") or "ConvNet"), val_mean=_num(r.get("val_mean")),
                   iterations=_int(r.get("iterations")), eval_epochs=_int(r.get("eval_epochs")),
                   note=str(r.get("note") or ""), source=str(r.get("run_dir") or source))
@@ -204,6 +228,8 @@ def _records_from_file(path: Path) -> tuple[list[Record], list[str]]:
         text = path.read_text()
     except OSError as e:
         raise UserError(f"cannot read {path} ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text file; pass a run directory, a JSON or a JSONL results file") from None
     figures: list[str] = []
     rows: list[dict] = []
     try:
@@ -233,7 +259,11 @@ def _records_from_file(path: Path) -> tuple[list[Record], list[str]]:
     # a figure written beside a JSONL file by the same script (matching_results.py's gradn_curves.png)
     if path.suffix == ".jsonl":
         figures += [str(p) for p in sorted(path.parent.glob("*.png"))]
-    return [record_from_dict(r, str(path)) for r in rows if isinstance(r, dict)], figures
+    not_dicts = [i for i, r in enumerate(rows, 1) if not isinstance(r, dict)]
+    if not_dicts:
+        raise UserError(f"{path}: record {not_dicts[0]} is a JSON {type(rows[not_dicts[0] - 1]).__name__}, not an "
+                        "object with dataset, ipc, method and accuracies; fix or remove it")
+    return [record_from_dict(r, str(path)) for r in rows], figures
 
 
 def load_records(paths) -> tuple[list[Record], list[str]]:

@@ -57,12 +57,10 @@ def _load_dataset(name: str):
     from .data import load_dataset
     try:
         return load_dataset(name)
-    except UserError:
+    except UserError:  # DataError and every other user error: its message already names the fix
         raise
-    except Exception as e:  # DataError, unknown names
-        if type(e).__name__ in ("DataError", "UnknownDataset", "KeyError", "ValueError"):
-            raise UserError(f"cannot load dataset {name!r}: {e}") from None
-        raise
+    except (KeyError, ValueError) as e:
+        raise UserError(f"cannot load dataset {name!r}: {e}") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------

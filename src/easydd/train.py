@@ -32,15 +32,14 @@ class TrainSpec:
     decay_at_half: bool = True   # lr x0.1 at half the epochs (reference evaluation protocol)
 
 
-class DivergenceError(RuntimeError):
-    """Training produced a NaN/inf loss: the learning rate is too high for these data."""
+from .errors import DivergenceError, divergence_advice  # noqa: E402  (re-exported here)
 
 
 def _sgd_step(opt, loss: torch.Tensor, epoch: int, spec: TrainSpec) -> None:
     """One optimiser step, refusing a non-finite loss with the fix (a lower learning rate) in the message."""
     if not torch.isfinite(loss):
-        raise DivergenceError(f"training loss became {float(loss.detach())} at epoch {epoch}; lower the learning rate "
-                              f"(now {spec.lr:g})")
+        raise DivergenceError(f"training diverged: the loss became {float(loss.detach())} at epoch {epoch}. "
+                              + divergence_advice(f"the learning rate (now {spec.lr:g}, e.g. --lr)"))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

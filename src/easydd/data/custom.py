@@ -44,7 +44,8 @@ def load_custom(path) -> RawData:
         raise DataError(f"{p}: no such file or folder; give a built-in dataset name, an .npz file or a folder with "
                         "train/<class>/ and test/<class>/ images")
     raw = _from_npz(p) if p.is_file() else _from_folder(p)
-    return raw.check(str(p))
+    return raw.check(str(p), fix="fix your data (an .npz of x_train, y_train, x_test, y_test with "
+                     "labels 0..K-1, or a folder of train/<class>/ and test/<class>/ images)")
 
 
 # -- arrays ------------------------------------------------------------------------------------------------------
@@ -60,6 +61,9 @@ def _images(x: np.ndarray, what: str) -> np.ndarray:
     if x.dtype == np.uint8:
         return np.ascontiguousarray(x)
     if np.issubdtype(x.dtype, np.floating):
+        if not np.isfinite(x).all():
+            raise DataError(f"{what}: {int((~np.isfinite(x)).sum())} pixel(s) are NaN or inf; replace them (e.g. "
+                            "numpy.nan_to_num) or drop those images")
         lo, hi = float(x.min(initial=0.0)), float(x.max(initial=0.0))
         if lo < 0 or hi > 1:
             raise DataError(f"{what}: float pixels range over [{lo:g}, {hi:g}]; give uint8 0..255 or floats in "

@@ -44,8 +44,7 @@ __all__ = [
 ]
 
 
-class DataError(Exception):
-    """A user-fixable data problem (missing, corrupt or unexpected file); the message names the fix."""
+from ..errors import DataError  # noqa: E402  (defined with the other user errors; re-exported here)
 
 
 @dataclass
@@ -60,19 +59,24 @@ class RawData:
     source: str
     max_value: int = 255  # pixel value that maps to 1.0 (16 for scikit-learn's digits)
 
-    def check(self, what: str) -> "RawData":
-        """Validate shapes/dtypes/label range; raise DataError naming ``what`` if anything is off."""
+    def check(self, what: str, fix: str = "the files are corrupt: delete them and load again") -> "RawData":
+        """Validate shapes/dtypes/label range, non-empty splits and at least two classes; raise DataError naming
+        ``what`` and ``fix`` (the advice: a downloaded file can be fetched again, the user's own data cannot)."""
         for split in ("train", "test"):
             x, y = getattr(self, "x_" + split), getattr(self, "y_" + split)
             if x.dtype != np.uint8 or x.ndim != 4:
                 raise DataError(f"{what}: decoded {split} images have dtype {x.dtype} and {x.ndim} dims, "
-                                "expected uint8 (N,C,H,W); the files are corrupt: delete them and load again")
+                                f"expected uint8 (N,C,H,W); {fix}")
             if y.ndim != 1 or len(y) != len(x):
-                raise DataError(f"{what}: {len(x)} {split} images but {len(y)} labels; the files are corrupt: "
-                                "delete them and load again")
-            if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self.classes)):
-                raise DataError(f"{what}: {split} labels outside 0..{len(self.classes) - 1}; the files are "
-                                "corrupt: delete them and load again")
+                raise DataError(f"{what}: {len(x)} {split} images but {len(y)} labels; {fix}")
+            if len(y) == 0:
+                raise DataError(f"{what}: the {split} split holds no images; {fix}")
+            if int(y.min()) < 0 or int(y.max()) >= len(self.classes):
+                raise DataError(f"{what}: {split} labels outside 0..{len(self.classes) - 1}; {fix}")
+        present = np.unique(self.y_train)
+        if len(present) < 2:
+            raise DataError(f"{what}: the training split has only class {present.tolist()}; distillation and "
+                            f"evaluation need at least two classes; {fix}")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise DataError(f"{what}: train images {self.x_train.shape[1:]} and test images "
                             f"{self.x_test.shape[1:]} differ in shape")
