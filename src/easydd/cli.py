@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="dataset (default: the one recorded in the file)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--out", default=None, help="where to write metrics (default: the run directory)")
+    p.add_argument("--scores", default=None, help="ddranking: HLR, IOR, label- and augmentation-robust scores "
+                                                  "(docs/scores.md) instead of the plain evaluation")
+    p.add_argument("--full-epochs", type=int, default=20, help="--scores: epochs on the full training set "
+                                                               "(computed once per dataset/model, cached)")
     _add_eval_args(p)
 
     sub.add_parser("info", help="datasets and where they were found, methods, presets")
@@ -143,6 +147,8 @@ def cmd_eval(a) -> int:
         raise UserError(f"{a.target} does not record its dataset; pass --dataset NAME")
     ds = _load_data(name, a.data_root, zca=bool(d.meta.get("zca", False)))
     d.check_dataset(ds)
+    if a.scores is not None:
+        return _eval_scores(a, d, ds)
     r = evaluate_distilled(d, ds, models=a.models, num_models=a.num_models, epochs=a.epochs, dsa=not a.no_dsa,
                            lr=a.lr, seed=a.seed, progress=not a.quiet, device=a.device)
     target = Path(a.target)
@@ -151,6 +157,23 @@ def cmd_eval(a) -> int:
     atomic_write(out / "eval.json", lambda t: Path(t).write_text(json.dumps(r, indent=2)))
     print(format_result(r))
     print(f"wrote {out / 'eval.json'}")
+    return 0
+
+
+def _eval_scores(a, d, ds) -> int:
+    from .distilled import atomic_write
+    from .scores import evaluate_scores, format_scores
+    if a.scores != "ddranking":
+        raise UserError(f"unknown --scores {a.scores!r}; easydd computes: ddranking")
+    r = evaluate_scores(d, ds, model=a.models[0], num_models=a.num_models, epochs=a.epochs, lr=a.lr,
+                        full_epochs=a.full_epochs, seed=a.seed, device=a.device,
+                        log=(lambda m: None) if a.quiet else print)
+    target = Path(a.target)
+    out = Path(a.out) if a.out else (target if target.is_dir() else target.parent)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "scores.json", lambda t: Path(t).write_text(json.dumps(r, indent=2)))
+    print(format_scores(r))
+    print(f"wrote {out / 'scores.json'}")
     return 0
 
 
