@@ -52,6 +52,8 @@ class RunConfig:
     panel_epochs: int = 1
     checkpoint_every: int = 50
     device: str = "auto"                # auto (a CUDA GPU if visible, else cpu) | cpu | cuda[:i] | mps
+    logger: str = "csv"                 # csv (curves.csv/.png) | tensorboard (also TensorBoard events, same folder)
+    log_images_every: int = 50          # logger=tensorboard: the synthetic images every k iterations (0: at the end)
     name: str | None = None
     out_dir: str = "runs"
     method_args: dict = field(default_factory=dict)
@@ -287,6 +289,11 @@ def validate(cfg: RunConfig) -> None:
     need(cfg.sdc_mode in ("batch", "sample"), f"sdc_mode must be 'batch' or 'sample' (got {cfg.sdc_mode!r})")
     from .sdc import check_settings
     check_settings(cfg)
+    from .tblog import LOGGERS, check_available
+    need(cfg.logger in LOGGERS, f"logger must be one of {', '.join(LOGGERS)} (got {cfg.logger!r})")
+    need(_is_int(cfg.log_images_every) and cfg.log_images_every >= 0,
+         f"log_images_every must be an integer >= 0 (got {cfg.log_images_every!r})")
+    check_available(cfg.logger)
     need(isinstance(cfg.eval_models, list) and cfg.eval_models and all(
         isinstance(m, str) and m for m in cfg.eval_models),
         f"eval_models must be a non-empty list of model names, e.g. [ConvNet] (got {cfg.eval_models!r})")

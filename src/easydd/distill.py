@@ -95,6 +95,7 @@ def _write_curves(run_dir: Path, rows: list[dict]) -> None:
 # settings that do not change the distilled set: a resumed run may differ in these
 RESUMABLE_CHANGES = {"eval_models", "eval_num_models", "eval_epochs", "eval_dsa", "device", "name", "out_dir",
                      "checkpoint_every", "track_every", "panel_models", "panel_epochs", "note", "iterations",
+                     "logger", "log_images_every",
                      "eval_every", "val_epochs", "val_num_models"}
 
 
@@ -246,6 +247,8 @@ def _distill_in(run_dir: Path, cfg: RunConfig, dataset, method, device, t_start:
         row0 = {"iteration": 0}
         track(0, row0)
         rows.append(row0)
+    from .tblog import open_logger
+    tb = open_logger(cfg, run_dir, dataset, start)  # logger=tensorboard: events beside curves.csv (csv: None)
     bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, disable=not progress,
                desc=f"{cfg.method} ipc{cfg.ipc}", dynamic_ncols=True)
     it = start
@@ -265,6 +268,8 @@ def _distill_in(run_dir: Path, cfg: RunConfig, dataset, method, device, t_start:
             if cfg.eval_every and (it + 1) % cfg.eval_every == 0:
                 validate(it + 1, row)
             rows.append(row)
+            if tb is not None:
+                tb.log(it + 1, row, method)
             bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "iteration" and v is not None})
             if cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0:
                 _save_checkpoint(run_dir, method, it + 1, rows, best, cfg)
@@ -286,6 +291,8 @@ def _distill_in(run_dir: Path, cfg: RunConfig, dataset, method, device, t_start:
             run_dir / f"distilled_{k}.safetensors")
     distilled.save_grid(run_dir / "grid.png", dataset)
     _write_curves(run_dir, rows)
+    if tb is not None:
+        tb.close(cfg.iterations, method)
     _save_checkpoint(run_dir, method, cfg.iterations, rows, best, cfg)
     distill_seconds = time.perf_counter() - t_start
     metrics = {"config": cfg.to_dict(), "device": str(device), "distill_seconds": distill_seconds,
