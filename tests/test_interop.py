@@ -67,6 +67,9 @@ def test_dc_result_file_imports_with_provenance_and_picks_the_experiment(capsys,
     code, stdout, err = run(capsys, "eval", out, "--models", "MLP", "--num-models", 1, "--epochs", 1, "--quiet")
     assert code == 0, err
     assert "MLP" in stdout and (out / "eval.json").exists()
+    code, stdout, err = run(capsys, "report", out)  # its evaluation is its result
+    assert code == 0, err
+    assert "IMPORTED-DC (MLP)" in stdout
 
 
 def test_mtt_folder_with_soft_labels_and_lr(capsys, tmp_path):
