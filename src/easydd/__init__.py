@@ -16,6 +16,18 @@ from .distilled import Distilled
 from .errors import UserError
 
 
+def _callable_module(name: str, fn) -> None:
+    """``easydd.distill`` and ``easydd.evaluate`` are functions of this package AND submodules: importing the
+    submodule rebinds the package attribute to the module, so the module is made callable as the function."""
+    import sys
+    import types
+
+    class _Module(types.ModuleType):
+        def __call__(self, *args, **kwargs):
+            return fn(*args, **kwargs)
+    sys.modules[name].__class__ = _Module
+
+
 def load_dataset(*args, **kwargs):
     from .data import load_dataset as _ld
     return _ld(*args, **kwargs)

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import difflib
 import functools
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -52,6 +53,8 @@ class RunConfig:
     panel_epochs: int = 1
     checkpoint_every: int = 50
     device: str = "auto"                # auto (a CUDA GPU if visible, else cpu) | cpu | cuda[:i] | mps
+    precision: str = "fp32"             # fp32 | bf16: the real-data passes under bf16 autocast (native bf16 only)
+    compile: bool = False               # torch.compile the real-data passes (docs/speed.md)
     logger: str = "csv"                 # csv (curves.csv/.png) | tensorboard (also TensorBoard events, same folder)
     log_images_every: int = 50          # logger=tensorboard: the synthetic images every k iterations (0: at the end)
     name: str | None = None
@@ -118,9 +121,12 @@ def parse_overrides(items: list[str]) -> dict:
             raise UserError(f"override {item!r} is not key=value (e.g. ipc=10 or lambda_sdc=0.01)")
         k, v = item.split("=", 1)
         try:
-            out[k.strip()] = yaml.safe_load(v) if v.strip() else None
+            val = yaml.safe_load(v) if v.strip() else None
         except yaml.YAMLError:
-            out[k.strip()] = v
+            val = v
+        if isinstance(val, str) and re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+\s*", val):
+            val = float(val)  # YAML 1.1 reads 1e-3 (no dot) as a string; a number is meant
+        out[k.strip()] = val
     return out
 
 
@@ -286,6 +292,8 @@ def validate(cfg: RunConfig) -> None:
     need(_is_int(cfg.iterations) and cfg.iterations >= 0,
          f"iterations must be a non-negative integer (got {cfg.iterations!r})")
     need(cfg.init in ("real", "noise"), f"init must be 'real' or 'noise' (got {cfg.init!r})")
+    need(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16 (got {cfg.precision!r})")
+    need(isinstance(cfg.compile, bool), f"compile must be true or false (got {cfg.compile!r})")
     need(cfg.sdc_mode in ("batch", "sample"), f"sdc_mode must be 'batch' or 'sample' (got {cfg.sdc_mode!r})")
     from .sdc import check_settings
     check_settings(cfg)

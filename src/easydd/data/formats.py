@@ -106,7 +106,7 @@ def _decompress_gzip(data: bytes, what: str) -> bytes:
         return gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{what}: not a valid gzip file ({e}); it is truncated or corrupt: delete it and "
-                        "load again (with download=True to fetch a fresh copy)") from None
+                        "load again (with EASYDD_DOWNLOAD=1 to fetch a fresh copy)") from None
 
 
 def read_payload(path: str | os.PathLike, md5: str | None = None, *, what: str | None = None) -> bytes:
@@ -127,7 +127,7 @@ def read_payload(path: str | os.PathLike, md5: str | None = None, *, what: str |
         got = md5_bytes(data)
         if got != md5:
             raise DataError(f"{what}: checksum mismatch (md5 of payload {got}, expected {md5}): the file is corrupt "
-                            "or not the official release; delete it and load again (with download=True to fetch "
+                            "or not the official release; delete it and load again (with EASYDD_DOWNLOAD=1 to fetch "
                             "a fresh copy)")
     return data
 
@@ -247,10 +247,10 @@ def restricted_loads(data: bytes, what: str = "pickle") -> object:
         return _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
     except pickle.UnpicklingError as e:
         raise DataError(f"{what}: refused to unpickle ({e}); this is not a genuine CIFAR batch: delete it and "
-                        "load again (with download=True to fetch the official archive)") from None
+                        "load again (with EASYDD_DOWNLOAD=1 to fetch the official archive)") from None
     except Exception as e:  # truncated or garbled data: EOFError, ValueError, TypeError, KeyError, ...
         raise DataError(f"{what}: corrupt pickle ({type(e).__name__}: {e}); delete it and load again "
-                        "(with download=True to fetch the official archive)") from None
+                        "(with EASYDD_DOWNLOAD=1 to fetch the official archive)") from None
 
 
 def _str_keys(d: object, what: str) -> dict:
@@ -302,11 +302,11 @@ def _cifar_assemble(kind: str, read, md5s: dict[str, str] | None, where: str) ->
             got = md5_bytes(data)
             if got != md5s[fname]:
                 raise DataError(f"{what}: checksum mismatch (md5 {got}, expected {md5s[fname]}): corrupt or not the "
-                                "official release; delete it and load again (with download=True for a fresh copy)")
+                                "official release; delete it and load again (with EASYDD_DOWNLOAD=1 for a fresh copy)")
         parts[fname] = parse_cifar_batch(data, label_key, what)
     data = read(meta)
     if md5s is not None and meta in md5s and md5_bytes(data) != md5s[meta]:
-        raise DataError(f"{where}/{meta}: checksum mismatch; delete it and load again (with download=True)")
+        raise DataError(f"{where}/{meta}: checksum mismatch; delete it and load again (with EASYDD_DOWNLOAD=1)")
     classes = parse_cifar_meta(data, names_key, f"{where}/{meta}")
     x_tr = np.concatenate([parts[f][0] for f in train])
     y_tr = np.concatenate([parts[f][1] for f in train])
@@ -326,7 +326,7 @@ def load_cifar_dir(kind: str, folder: str | os.PathLike, md5s: dict[str, str] | 
             return p.read_bytes()
         except OSError as e:
             raise DataError(f"{p}: cannot read ({e.strerror}); the {kind} folder is incomplete: delete it and "
-                            "load again (with download=True)") from None
+                            "load again (with EASYDD_DOWNLOAD=1)") from None
 
     x_tr, y_tr, x_te, y_te, classes = _cifar_assemble(kind, read, md5s, str(folder))
     return RawData(x_tr, y_tr, x_te, y_te, classes, source or f"data root {folder}").check(str(folder))
@@ -348,12 +348,12 @@ def load_cifar_archive(kind: str, archive: str | os.PathLike, md5s: dict[str, st
                         members[parts[1]] = f.read()
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise DataError(f"{archive}: unreadable archive ({e}); it is truncated or corrupt: delete it and load "
-                        "again (with download=True)") from None
+                        "again (with EASYDD_DOWNLOAD=1)") from None
 
     def read(fname: str) -> bytes:
         if fname not in members:
             raise DataError(f"{archive}: member {folder}/{fname} missing; the archive is not the official {kind} "
-                            "release: delete it and load again (with download=True)")
+                            "release: delete it and load again (with EASYDD_DOWNLOAD=1)")
         return members[fname]
 
     x_tr, y_tr, x_te, y_te, classes = _cifar_assemble(kind, read, md5s, f"{archive}:{folder}")
@@ -373,13 +373,13 @@ def load_svhn_mat(path: str | os.PathLike, md5: str | None = None) -> tuple[np.n
         got = md5_file(path)
         if got != md5:
             raise DataError(f"{path}: checksum mismatch (md5 {got}, expected {md5}): corrupt or not the official "
-                            "release; delete it and load again (with download=True for a fresh copy)")
+                            "release; delete it and load again (with EASYDD_DOWNLOAD=1 for a fresh copy)")
     try:
         mat = scipy.io.loadmat(str(path), variable_names=["X", "y"])
         x, y = mat["X"], mat["y"]
     except Exception as e:  # scipy raises ValueError, TypeError, OSError, KeyError ... on bad files
         raise DataError(f"{path}: not a readable SVHN .mat file ({type(e).__name__}: {e}); delete it and load "
-                        "again (with download=True)") from None
+                        "again (with EASYDD_DOWNLOAD=1)") from None
     if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3):
         raise DataError(f"{path}: 'X' is not a uint8 32x32x3xN array; wrong or corrupt file: delete it")
     y = np.asarray(y).reshape(-1).astype(np.int64)
@@ -408,7 +408,7 @@ class _TinyFiles:
                 names = self.zip.namelist()
             except (zipfile.BadZipFile, OSError, EOFError) as e:
                 raise DataError(f"{path}: unreadable zip ({e}); it is truncated or corrupt: delete it and load "
-                                "again (with download=True)") from None
+                                "again (with EASYDD_DOWNLOAD=1)") from None
             self.prefix = TINY_DIR + "/" if f"{TINY_DIR}/wnids.txt" in set(names) else ""
             self.children: dict[str, set[str]] = {}  # folder -> entries, built once (the zip has ~120k names)
             for n in names:
@@ -424,7 +424,7 @@ class _TinyFiles:
             return (self.path / rel).read_bytes()
         except (KeyError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as e:
             raise DataError(f"{self.path}: cannot read {rel} ({e}); the tiny-imagenet-200 copy is incomplete or "
-                            "corrupt: delete it and load again (with download=True)") from None
+                            "corrupt: delete it and load again (with EASYDD_DOWNLOAD=1)") from None
 
     def listdir(self, rel: str) -> list[str]:
         if self.zip is not None:
@@ -433,7 +433,7 @@ class _TinyFiles:
             return sorted(os.listdir(self.path / rel))
         except OSError as e:
             raise DataError(f"{self.path / rel}: cannot list ({e.strerror}); the tiny-imagenet-200 folder is "
-                            "incomplete: delete it and load again (with download=True)") from None
+                            "incomplete: delete it and load again (with EASYDD_DOWNLOAD=1)") from None
 
     def close(self):
         if self.zip is not None:
@@ -449,7 +449,7 @@ def _decode_jpegs(files: _TinyFiles, rels: list[str], size: int, Image) -> np.nd
                 arr = np.asarray(im.convert("RGB"))
         except Exception as e:  # PIL.UnidentifiedImageError, OSError, ...
             raise DataError(f"{files.path}: {rel} is not a readable image ({e}); the copy is corrupt: delete it and "
-                            "load again (with download=True)") from None
+                            "load again (with EASYDD_DOWNLOAD=1)") from None
         if arr.shape != (size, size, 3):
             raise DataError(f"{files.path}: {rel} is {arr.shape[1]}x{arr.shape[0]}, expected {size}x{size}; "
                             "not the official tiny-imagenet-200")
@@ -473,7 +473,7 @@ def load_tiny_imagenet(path: str | os.PathLike, source: str | None = None, size:
     try:
         wnids = sorted(w.strip() for w in files.read("wnids.txt").decode("utf-8", "replace").split() if w.strip())
         if not wnids:
-            raise DataError(f"{path}: wnids.txt is empty; corrupt copy: delete it and load again (download=True)")
+            raise DataError(f"{path}: wnids.txt is empty; corrupt copy: delete it and load again (EASYDD_DOWNLOAD=1)")
         index = {w: i for i, w in enumerate(wnids)}
         names = dict.fromkeys(wnids, "")
         try:
@@ -490,7 +490,7 @@ def load_tiny_imagenet(path: str | os.PathLike, source: str | None = None, size:
             imgs = [f for f in files.listdir(f"train/{w}/images") if f.lower().endswith((".jpeg", ".jpg", ".png"))]
             if not imgs:
                 raise DataError(f"{path}: no training images for class {w}; the copy is incomplete: delete it and "
-                                "load again (with download=True)")
+                                "load again (with EASYDD_DOWNLOAD=1)")
             train_rels += [f"train/{w}/images/{f}" for f in imgs]
             train_y += [index[w]] * len(imgs)
         test_rels, test_y = [], []
@@ -501,7 +501,7 @@ def load_tiny_imagenet(path: str | os.PathLike, source: str | None = None, size:
                 test_y.append(index[fields[1]])
             elif line.strip():
                 raise DataError(f"{path}: val/val_annotations.txt has an unknown class in line {line[:60]!r}; "
-                                "corrupt copy: delete it and load again (with download=True)")
+                                "corrupt copy: delete it and load again (with EASYDD_DOWNLOAD=1)")
         x_tr = _decode_jpegs(files, train_rels, size, Image)
         x_te = _decode_jpegs(files, test_rels, size, Image)
     finally:

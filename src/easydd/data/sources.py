@@ -352,7 +352,7 @@ def _load_archive_checked(name: str, path: Path, description: str) -> RawData:
     got = md5_file(path)
     if got != md5:
         raise DataError(f"{path}: checksum mismatch (md5 {got}, expected {md5}): the archive is corrupt or not the "
-                        "official release; delete it and load again (with download=True for a fresh copy)")
+                        "official release; delete it and load again (with EASYDD_DOWNLOAD=1 for a fresh copy)")
     if name == "tiny_imagenet":
         return load_tiny_imagenet(path, description)
     return load_cifar_archive(name, path, CIFAR_MEMBER_MD5[name], description)
@@ -511,7 +511,7 @@ def download_file(url: str, dest: str | os.PathLike, md5: str, *, retries: int =
                 if attempt > retries:
                     kept = part.stat().st_size if part.exists() else 0
                     raise DataError(f"download of {url} failed: {e}; {kept} bytes kept in {part}: run again with "
-                                    "download=True to resume (or place the file there yourself)") from None
+                                    "EASYDD_DOWNLOAD=1 to resume (or place the file there yourself)") from None
                 _say(f"{e}; retrying ({attempt}/{retries})", quiet)
         got = md5_file(part) if part.exists() else None
         if got != md5:
@@ -570,8 +570,8 @@ def load_raw(name: str, root: str | os.PathLike | None = None, *, download: bool
         raise DataError("the digits dataset needs scikit-learn: pip install scikit-learn")
     if not download_allowed(download):
         raise DataError(f"{name} not found: put {_expected_files(name, root_p)} (or set EASYDD_DATA / root= to the "
-                        "folder that has them), or allow the download with download=True (CLI --download, env "
-                        "EASYDD_DOWNLOAD=1)")
+                        "folder that has them), or allow the download with env EASYDD_DOWNLOAD=1 (download=True "
+                        "in Python)")
     _download(name, root_p, mirrors, quiet)
     for c in candidates(name, root_p):
         if c.present:
