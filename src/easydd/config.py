@@ -55,6 +55,8 @@ class RunConfig:
     device: str = "auto"                # auto (a CUDA GPU if visible, else cpu) | cpu | cuda[:i] | mps
     precision: str = "fp32"             # fp32 | bf16: the real-data passes under bf16 autocast (native bf16 only)
     compile: bool = False               # torch.compile the real-data passes (docs/speed.md)
+    precision: str = "fp32"             # fp32 | bf16: the real-data passes under bf16 autocast (native bf16 only)
+    compile: bool = False               # torch.compile the real-data passes (docs/speed.md)
     logger: str = "csv"                 # csv (curves.csv/.png) | tensorboard (also TensorBoard events, same folder)
     log_images_every: int = 50          # logger=tensorboard: the synthetic images every k iterations (0: at the end)
     name: str | None = None
@@ -292,6 +294,8 @@ def validate(cfg: RunConfig) -> None:
     need(_is_int(cfg.iterations) and cfg.iterations >= 0,
          f"iterations must be a non-negative integer (got {cfg.iterations!r})")
     need(cfg.init in ("real", "noise"), f"init must be 'real' or 'noise' (got {cfg.init!r})")
+    need(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16 (got {cfg.precision!r})")
+    need(isinstance(cfg.compile, bool), f"compile must be true or false (got {cfg.compile!r})")
     need(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16 (got {cfg.precision!r})")
     need(isinstance(cfg.compile, bool), f"compile must be true or false (got {cfg.compile!r})")
     need(cfg.sdc_mode in ("batch", "sample"), f"sdc_mode must be 'batch' or 'sample' (got {cfg.sdc_mode!r})")

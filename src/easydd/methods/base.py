@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from ..distilled import Distilled
+from ..errors import UserError
+from ..fastpass import RealPass
 from ..nets import make_network
 from ..runtime import derive_seed, generator
 from ..sdc import SDC, class_loss_grads, flat_norm, sample_term as sdc_sample_term
@@ -29,6 +31,7 @@ class Method:
     name = "base"
     family = "base"
     Params = NoParams
+    real_passes = False  # True: the method's real-data passes honour precision / compile (fastpass.RealPass)
 
     def __init__(self, cfg, dataset, device="cpu"):
         self.cfg, self.data, self.device = cfg, dataset, torch.device(device)
@@ -40,6 +43,11 @@ class Method:
         self.lr: torch.Tensor | None = None
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.sdc = SDC(cfg)
+        if not self.real_passes and (cfg.precision != "fp32" or cfg.compile):
+            raise UserError(f"precision={cfg.precision} / compile={cfg.compile} speed up the real-data passes of "
+                            f"dc, dsa, dsac and dm; {self.name} has none it could use them for: leave them at "
+                            "precision=fp32 compile=false")
+        self.real = RealPass(cfg.precision, cfg.compile, self.device)
         self.checkpoint_path = None  # set by the driver; named in divergence messages
 
     # -- randomness -----------------------------------------------------------------------------------------

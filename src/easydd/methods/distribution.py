@@ -29,6 +29,7 @@ class DM(Method):
     name = "dm"
     family = "distribution"
     Params = DMParams
+    real_passes = True
 
     def setup(self):
         self.aug = DSA(self.p.dsa_strategy or default_strategy(self.data.name))
@@ -41,15 +42,16 @@ class DM(Method):
         fresh, mode = self.sdc.fresh, self.cfg.sdc_mode
         for p in net.parameters():
             p.requires_grad_(fresh)  # parameters only need gradients for the SDC term at this network
-        loss = torch.zeros((), device=self.device)
-        sdc_terms = []
+        reals, syns = [], []
         for c in range(self.num_classes):
             x_real = self.real_batch(c, self.p.batch_real, g)
-            x_syn = self.images[self.class_slice(c)]
             plan = self.aug.sample(1, self.shape[1:], g, siamese=True)
-            x_real, x_syn = self.aug.apply(x_real, plan), self.aug.apply(x_syn, plan)
-            with torch.no_grad():
-                e_real = net.embed(x_real).mean(0)
+            reals.append(self.aug.apply(x_real, plan))
+            syns.append(self.aug.apply(self.images[self.class_slice(c)], plan))
+        e_reals = self.real.class_means(net, reals)  # one batched pass on the fast path, else class by class
+        loss = torch.zeros((), device=self.device)
+        sdc_terms = []
+        for c, (e_real, x_syn) in enumerate(zip(e_reals, syns)):
             e_syn = net.embed(x_syn).mean(0)
             loss = loss + ((e_real - e_syn) ** 2).sum()
             if fresh:

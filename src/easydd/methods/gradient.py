@@ -74,6 +74,7 @@ class DC(Method):
     name = "dc"
     family = "gradient"
     Params = GMParams
+    real_passes = True
     dsa = False
     contrastive = False
 
@@ -113,7 +114,7 @@ class DC(Method):
                     plan = self.aug.sample(1, self.shape[1:], g, siamese=True)
                     x_real, x_syn = self.aug.apply(x_real, plan), self.aug.apply(x_syn, plan)
                 y_real = torch.full((x_real.shape[0],), c, device=self.device)
-                gr = [t.detach() for t in torch.autograd.grad(soft_cross_entropy(net(x_real), y_real), params)]
+                gr = self.real.grads(net, params, x_real, y_real)  # eager fp32 unless precision/compile
                 if contrast:
                     g_real_mean = ([t / self.num_classes for t in gr] if g_real_mean is None
                                    else [a + t / self.num_classes for a, t in zip(g_real_mean, gr)])

@@ -1,0 +1,118 @@
+"""The real-data passes of the matching methods, on the fast path when a run asks for it.
+
+Gradient matching spends almost all of an IPC-1 iteration on one thing: the parameter gradient of the loss on a
+real batch of each class (10 x 256 images against 10 x 1 synthetic ones). Distribution matching spends it on the
+real batch's embeddings. Neither needs a graph back to the synthetic images, so both can run where the
+synthetic side cannot:
+
+- ``precision=bf16``: under bfloat16 autocast, i.e. on the CPU's AMX / AVX512-BF16 units (or a GPU's tensor
+  cores). Refused where the hardware has no native bf16 (it would be a silent slowdown, not a speed-up).
+- ``compile=true``: ``torch.compile`` of the network for these passes (the synthetic side's double backward is
+  left eager: it does not compile). On a CPU this fuses the memory-bound norm / ReLU / pooling passes into the
+  convolutions' neighbours, which is where fp32 time goes once the convolutions are fast.
+
+A fresh network is drawn every iteration; recompiling for each would cost more than it saves, so the compiled
+module is one *template* per architecture, and each pass copies the current network's parameters into it (a
+few hundred thousand floats) before running. The gradients are those of the current network.
+
+Off (``precision=fp32``, ``compile=false``, the default) every call is exactly the eager code the methods had
+before, bit for bit. Networks with batch norm always take the eager path (their train/eval state would have to
+be mirrored into the template); ``why_eager`` says so in the run log.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .errors import UserError
+from .nets import has_batchnorm
+from .train import soft_cross_entropy
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively (CPU: AMX tiles or AVX512-BF16; CUDA: compute capability 8+)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        cpu = torch.cpu
+        return bool(getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+                    or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
+    return False
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    if precision not in PRECISIONS:
+        raise UserError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "bf16" and not native_bf16(device):
+        raise UserError(f"precision=bf16 but this {device.type} has no native bf16 units (no AMX / AVX512-BF16 "
+                        "on a CPU, compute capability < 8 on a GPU): it would run slower, not faster. Use "
+                        "precision=fp32")
+
+
+class RealPass:
+    """Parameter gradients and embeddings of real batches, eager-fp32 or on the fast path."""
+
+    def __init__(self, precision: str = "fp32", compile: bool = False, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        check_precision(precision, self.device)
+        self.bf16, self.compile = precision == "bf16", bool(compile)
+        self._templates: dict = {}
+        self.why_eager: str | None = None
+
+    @property
+    def fast(self) -> bool:
+        return self.bf16 or self.compile
+
+    def _autocast(self):
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _runner(self, net: torch.nn.Module, what: str):
+        """(module whose parameters hold the net's values, callable for ``what``: 'forward' or 'embed')."""
+        if not self.compile:
+            return net, getattr(net, what)
+        if has_batchnorm(net):
+            self.why_eager = "batch norm: the compiled template cannot mirror its train/eval state; eager"
+            return net, getattr(net, what)
+        key = (type(net).__name__, tuple((n, tuple(p.shape)) for n, p in net.named_parameters()))
+        if key not in self._templates:
+            import copy
+            tmpl = copy.deepcopy(net)
+            self._templates[key] = (tmpl, {"forward": torch.compile(tmpl), "embed": torch.compile(tmpl.embed)})
+        tmpl, fns = self._templates[key]
+        with torch.no_grad():
+            for a, b in zip(tmpl.parameters(), net.parameters()):
+                a.copy_(b)
+        return tmpl, fns[what]
+
+    def grads(self, net: torch.nn.Module, params: list[torch.Tensor], x: torch.Tensor,
+              y: torch.Tensor) -> list[torch.Tensor]:
+        """d CE(net(x), y) / d params, detached, in fp32."""
+        if not self.fast:
+            return [t.detach() for t in torch.autograd.grad(soft_cross_entropy(net(x), y), params)]
+        module, fn = self._runner(net, "forward")
+        if module is not net:  # the template: gradients with respect to its (copied) parameters
+            params = list(module.parameters())
+        with self._autocast():
+            out = fn(x)
+        g = torch.autograd.grad(soft_cross_entropy(out.float(), y), params)
+        return [t.detach().float() for t in g]
+
+    @torch.no_grad()
+    def class_means(self, net: torch.nn.Module, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Mean embedding of each real batch in ``xs`` (no graph), in fp32. Eager: one pass per batch, exactly
+        the reference order. Fast path: one pass over all batches together, which is the same function because
+        nothing couples samples in a forward without batch norm (with batch norm: per batch, eager)."""
+        if not self.fast or has_batchnorm(net):
+            return [net.embed(x).mean(0) for x in xs]
+        _, fn = self._runner(net, "embed")
+        with self._autocast():
+            e = fn(torch.cat(xs)).float()
+        return [part.mean(0) for part in e.split([len(x) for x in xs])]
+
+
+__all__ = ["RealPass", "native_bf16", "check_precision", "PRECISIONS"]
