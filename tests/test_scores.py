@@ -62,6 +62,8 @@ def test_eval_scores_ddranking_end_to_end_and_cached(capsys, tmp_path, monkeypat
     assert 0 <= r["scores"]["LRS"] <= 1 and 0 <= r["scores"]["ARS"] <= 1
     assert all(0 <= v <= 1 for v in r["accuracies"].values())
     assert r["soft_labels"] is True and r["cache"]["full"] is None  # computed this time
+    assert r["random_labels"].startswith("teacher logits (MLP, 1 epoch(s)")  # a soft set: soft random baseline
+    assert len(list((tmp_path / "cache" / "panels").glob("*.safetensors"))) == 1  # the teacher, cached
     files = sorted(p.name for p in (tmp_path / "cache" / "scores").iterdir())
     assert len(files) == 3 and files[0].startswith("full-digits-MLP")
     # second run: the baselines come from the cache, with the same numbers
@@ -71,4 +73,12 @@ def test_eval_scores_ddranking_end_to_end_and_cached(capsys, tmp_path, monkeypat
     assert all(r2["cache"][k] for k in ("full", "random_aug", "random_naug"))
     for k in ("real_hard", "rdm_aug", "rdm_naug"):
         assert r2["accuracies"][k] == r["accuracies"][k]
+    # a hard-label set of the same dataset and protocol reuses the full-data entry, its random baseline is hard
+    Distilled(torch.randn(20, 1, 8, 8, generator=g), torch.arange(10).repeat_interleave(2), None,
+              {"dataset": "digits", "ipc": 2}).save(tmp_path / "hard" / "distilled.safetensors")
+    assert main([argv[0], str(tmp_path / "hard"), *argv[2:]]) == 0
+    capsys.readouterr()
+    r3 = json.loads((tmp_path / "hard" / "scores.json").read_text())
+    assert r3["cache"]["full"] and r3["random_labels"] == "hard" and r3["cache"]["random_aug"] is None
+    assert r3["accuracies"]["syn_hard"] == r3["accuracies"]["syn_aug"]
     assert main(["eval", str(tmp_path / "run"), "--scores", "nope", "--quiet"]) == 2

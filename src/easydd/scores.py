@@ -25,6 +25,7 @@ import torch
 from .errors import UserError
 
 VERSION = 1
+TEACHER_SEED = 2  # the teacher that soft-labels random subsets: disjoint from the panel (seed 0) and SDC pool (1)
 _E, _INV_E = math.e, math.exp(-1.0)
 
 
@@ -141,23 +142,35 @@ def evaluate_scores(distilled, dataset, *, model: str = "ConvNet", num_models: i
                                                            for i in range(full_models)],
         full_epochs, 0.01, aug, seed, device), cache_dir, log)
     acc["real_hard"] = full["mean"]
+    teacher, rdm_labels = None, "hard"
+    if distilled.soft:  # "the same personalised evaluation": random images get soft labels too, from a teacher
+        from .difficulty import reference_panel
+        panel = reference_panel(dataset, model=model, num_models=1, epochs=full_epochs, seed=TEACHER_SEED,
+                                subset=None, cache_dir=cache_dir, device=device, log=log)
+        teacher = panel.network(0)
+        rdm_labels = f"teacher logits ({model}, {full_epochs} epoch(s) on the full split, panel " \
+                     f"{panel.meta.get('cache_key')})"
     rdm = {}
     for name, a in (("aug", aug), ("naug", None)):
         key = dict(base, kind="random", ipc=ipc, epochs=epochs, lr=0.01, aug="dsa" if a else "none",
-                   models=num_models, labels="hard")
+                   models=num_models, labels=rdm_labels)
 
         def compute(a=a):
             out = []
             for i in range(num_models):  # a fresh random subset for every network, as DD-Ranking's rounds
                 r = select(dataset, "random", ipc, seed=derive_seed(seed, "scores-random", i), progress=False)
-                out += _train_acc(r.images, r.labels, dataset, model, [seeds[i]], epochs, 0.01, a, seed, device)
+                y_r = r.labels
+                if teacher is not None:
+                    with torch.no_grad():
+                        y_r = teacher(r.images.to(device)).detach().float().cpu()
+                out += _train_acc(r.images, y_r, dataset, model, [seeds[i]], epochs, 0.01, a, seed, device)
             return out
         rdm[name] = _cached(key, compute, cache_dir, log)
     acc["rdm_aug"], acc["rdm_naug"] = rdm["aug"]["mean"], rdm["naug"]["mean"]
     scores = ddranking_scores(acc, w, gamma)
     return {"scores": scores, "accuracies": acc, "model": model, "num_models": num_models, "epochs": epochs,
             "syn_lr": syn_lr, "full_epochs": full_epochs, "full_models": full_models, "ipc": ipc,
-            "soft_labels": distilled.soft, "random_labels": "hard",
+            "soft_labels": distilled.soft, "random_labels": rdm_labels,
             "cache": {"full": full["cached"], "random_aug": rdm["aug"]["cached"],
                       "random_naug": rdm["naug"]["cached"]}}
 
