@@ -79,6 +79,8 @@ def test_parallel_jobs_give_the_same_records(capsys, tmp_path):
     (["--weights", "0", "x"], "--weights takes numbers"),
     (["--weights", "0", "1", "--jobs", "0"], "--jobs must be >= 1"),
     ([], "give the weight grid"),
+    (["--weights", "0", "1", "name=x"], "the sweep names its runs"),
+    (["--weights", "0", "1", "seed=3"], "give it with --seeds"),
 ])
 def test_bad_grids_are_one_line_exit_2(capsys, tmp_path, extra, needle):
     code, _, err = run(capsys, "sweep", "--preset", "dsa-mnist-ipc1-cpu", "--out", str(tmp_path / "s"), *extra,

@@ -343,6 +343,12 @@ def run_from_args(a) -> int:
     for k in ("seed", a.weight_key):
         if k in over:
             raise UserError(f"{k} is swept here; give it with --seeds / --weights, not as {k}=...")
+    for k in ("name", "out_dir"):
+        if k in over:
+            raise UserError(f"the sweep names its runs and puts them under --out; drop {k}=...")
+    import os
+    if jobs > (os.cpu_count() or 1):
+        print(f"note: --jobs {jobs} on {os.cpu_count()} cores: the runs will share them", flush=True)
     tag = ",".join(f"{k}={over[k]}" for k in sorted(over))
     out = Path(a.out) if a.out else Path("runs") / "sweep" / (
         a.preset + (f"-{hashlib.sha1(tag.encode()).hexdigest()[:8]}" if tag else ""))
