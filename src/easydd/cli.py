@@ -4,6 +4,9 @@
     easydd select   --dataset D --method herding --ipc K   a real-image baseline, saved and evaluated alike
     easydd eval     RUN_OR_FILE [--models ...]     the evaluation protocol on a distilled set
     easydd info                                    datasets (and where they were found), methods, presets
+    easydd sweep    --preset P --weights 0 0.1 1 --seeds 0 1 2 [--jobs N]   SDC weight chosen on validation
+    easydd import   PATH --dataset D [--format dc|mtt|ddranking]   a set saved by other code -> a run directory
+    easydd export   RUN --format ddranking --out DIR             the files DD-Ranking's evaluators take
     easydd difficulty | experts | theory | study | report   (see --help of each)
 
 Errors the user can cause print one line naming the fix and exit with code 2.
