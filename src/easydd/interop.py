@@ -110,7 +110,10 @@ def _tensor(obj, what: str, path: Path) -> torch.Tensor:
 
 def read_dc(path: Path, index: int | None) -> dict:
     if path.is_dir():
-        path = sorted(path.glob("res_*.pt"))[0]
+        files = sorted(path.glob("res_*.pt"))
+        if len(files) != 1:
+            raise UserError(f"{path} holds {len(files)} res_*.pt files; pass the one to import")
+        path = files[0]
     obj = safe_load(path)
     if not (isinstance(obj, dict) and isinstance(obj.get("data"), (list, tuple))):
         raise UserError(f"{path} is not a DC/DSA/DM result file (expected a dict whose 'data' is a list of "
