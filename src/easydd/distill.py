@@ -153,12 +153,29 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
     method.init_synthetic()
     method.setup()
     run_dir = prepare_run_dir(Path(cfg.out_dir) / (cfg.name or default_run_name(cfg)))
-    with RunLock(run_dir) as lock:  # one live process per run directory; a dead one's lock is taken over
+    with RunLock(run_dir) as lock, _sigterm_as_interrupt():  # one live process per run directory
         if lock.took_over:
             RunLog(run_dir)(f"took over the lock of process {lock.took_over.get('pid')} on "
                             f"{lock.took_over.get('host')}, which is gone")
         return _distill_in(run_dir, cfg, dataset, method, device, t_start, progress=progress, resume=resume,
                            final_eval=final_eval, panel=panel)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a scheduler stopping the job) ends the run like Ctrl-C: logged, temporary files removed, the last
+    checkpoint kept. The previous handler is restored afterwards (only the main thread can install one)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def load_checkpoint(ckpt: Path) -> tuple[dict, dict | None, int]:
@@ -274,8 +291,9 @@ def _distill_in(run_dir: Path, cfg: RunConfig, dataset, method, device, t_start:
             if cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0:
                 _save_checkpoint(run_dir, method, it + 1, rows, best, cfg)
                 _write_curves(run_dir, rows)
-    except KeyboardInterrupt:
-        log(f"interrupted at iteration {it}; checkpoint kept")
+    except KeyboardInterrupt as e:
+        log(f"interrupted{' by SIGTERM' if str(e) == 'SIGTERM' else ''} at iteration {it}; the last checkpoint "
+            "is kept and the same command resumes from it")
         raise
     except DivergedError as e:
         log(str(e))
