@@ -7,9 +7,12 @@ full evaluation protocol on the test set. Everything lands in ``runs/<name>/`` (
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
