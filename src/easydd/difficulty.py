@@ -1,6 +1,6 @@
 """Sample difficulty: per-sample gradient norms (GraDN) and EL2N, measured on a fixed panel of reference networks.
 
-Definitions (DESIGN section 1). For a sample (x, y) and parameters theta of a network f:
+Definitions (docs/difficulty.md). For a sample (x, y) and parameters theta of a network f:
 
     g(x, y; theta)   = || d/dtheta CE(f_theta(x), y) ||_2      (all trainable parameters as one flat vector)
     e(x, y; theta)   = || softmax(f_theta(x)) - onehot(y) ||_2  (for soft-label logits y: softmax(y) as the target)

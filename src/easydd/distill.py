@@ -3,7 +3,7 @@
 It initialises the synthetic set, calls ``method.step(it)``, logs the matching loss and the SDC term, tracks the
 synthetic set's mean GraDN against a fixed reference panel, checkpoints atomically (a killed run resumes where it
 stopped, with identical results), validates on the VALIDATION split and keeps the best set, and finally runs the
-full evaluation protocol on the test set. Everything lands in ``runs/<name>/`` (DESIGN section 5).
+full evaluation protocol on the test set. Everything lands in ``runs/<name>/`` (README, "Using it", lists the files).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``easydd report``: gather finished runs into a paper-style markdown table.
 
-    easydd report runs/matching benchmarks/results/matching/results.jsonl benchmarks/study/selection-mnist.json \
+    easydd report runs/matching benchmarks/results/matching/results.jsonl benchmarks/study/selection.json \
         --figure benchmarks/study/selection.png --out results.md [--readme README.md]
 
 Inputs (any mix):
@@ -16,7 +16,7 @@ The table: one row per method (``+SDC`` rows for lambda_sdc > 0), one column per
 +- std over runs (seeds) of each run's mean test accuracy over its evaluation networks (a single run shows the std
 over its evaluation networks, marked with a dagger). Where several SDC weights were run for one cell, the weight
 with the best mean VALIDATION accuracy is shown (never chosen on the test split; without validation numbers, each
-weight gets its own row). The published accuracy (ConvNet, REFERENCE.md) is printed beside a base-method cell in
+weight gets its own row). The published accuracy (ConvNet, src/easydd/published.yaml) is printed beside a base-method cell in
 brackets when dataset, IPC, method and the ConvNet architecture match; budgets cut for a CPU are listed in the
 details table under the main one, so a reader can see how far the setting is from the published one.
 """
@@ -38,32 +38,20 @@ from .errors import UserError
 __all__ = ["PUBLISHED", "Record", "load_records", "build_table", "render", "add_arguments", "run_from_args",
            "published"]
 
-# Published ConvNet accuracies (%) from REFERENCE.md: DC/DSA on MNIST / Fashion-MNIST / SVHN (DC repository README),
-# and the CIFAR-10 / CIFAR-100 / Tiny ImageNet main table.
-_IPCS3 = (1, 10, 50)
-_PUB_ROWS = {
-    ("dc", "mnist"): (91.7, 97.4, 98.8), ("dc", "fashion_mnist"): (70.5, 82.3, 83.6),
-    ("dc", "svhn"): (31.2, 76.1, 82.3),
-    ("dsa", "mnist"): (88.7, 97.8, 99.2), ("dsa", "fashion_mnist"): (70.6, 84.6, 88.7),
-    ("dsa", "svhn"): (27.5, 79.2, 84.4),
-    ("random", "cifar10"): (15.4, 31.0, 50.6), ("random", "cifar100"): (4.2, 14.6, 33.4),
-    ("random", "tiny_imagenet"): (1.4, 5.0, 15.0),
-    ("dc", "cifar10"): (28.3, 44.9, 53.9), ("dc", "cifar100"): (12.8, 25.2, None),
-    ("dsa", "cifar10"): (28.8, 52.1, 60.6), ("dsa", "cifar100"): (13.9, 32.3, 42.8),
-    ("dm", "cifar10"): (26.0, 48.9, 63.0), ("dm", "cifar100"): (11.4, 29.7, 43.6),
-    ("dm", "tiny_imagenet"): (3.9, 12.9, 24.1),
-    ("mtt", "cifar10"): (46.2, 65.4, 71.6), ("mtt", "cifar100"): (24.3, 39.7, 47.7),
-    ("mtt", "tiny_imagenet"): (8.8, 23.2, 28.0),
-    ("tesla", "cifar10"): (48.5, 66.4, 72.6), ("tesla", "cifar100"): (24.8, 41.7, 47.9),
-    ("ftd", "cifar10"): (46.8, 66.6, 73.8), ("ftd", "cifar100"): (25.2, 43.4, 50.7),
-    ("ftd", "tiny_imagenet"): (10.4, 24.5, None),
-    ("datm", "cifar10"): (46.9, 66.8, 76.1), ("datm", "cifar100"): (27.9, 47.2, 55.0),
-    ("datm", "tiny_imagenet"): (17.1, 31.1, 39.7),
-}
-PUBLISHED: dict[tuple[str, str, int], float] = {
-    (m, d, ipc): v for (m, d), vals in _PUB_ROWS.items() for ipc, v in zip(_IPCS3, vals) if v is not None}
-# full-dataset accuracy of the same ConvNet (for context; shown in the legend)
-PUBLISHED_FULL = {"cifar10": 84.8, "cifar100": 56.2, "tiny_imagenet": 37.6}
+
+def _published_table() -> dict[tuple[str, str, int], float]:
+    """{(method, dataset, ipc): accuracy %} from the package's published.yaml (the one copy of these numbers)."""
+    from importlib import resources
+
+    import yaml
+    raw = yaml.safe_load(resources.files("easydd").joinpath("published.yaml").read_text())
+    return {(m, d, ipc): float(v) for t in raw["tables"] for m, row in t["rows"].items() for d, vals in row.items()
+            for ipc, v in zip(raw["ipc"], vals) if v is not None}
+
+
+# Published ConvNet accuracies (%): DC/DSA on MNIST / Fashion-MNIST / SVHN (DC repository README), and the
+# CIFAR-10 / CIFAR-100 / Tiny ImageNet main table; sources in src/easydd/published.yaml
+PUBLISHED: dict[tuple[str, str, int], float] = _published_table()
 
 # display order
 _DATASET_ORDER = ["digits", "mnist", "fashion_mnist", "svhn", "cifar10", "cifar100", "tiny_imagenet"]
@@ -476,8 +464,8 @@ def render(records: list[Record], figures=(), *, title: str | None = "Results", 
         legend.append("+SDC: lambda_sdc > 0; the weight shown in each cell had the best VALIDATION accuracy among "
                       "those run.")
     if any_pub:
-        legend.append("[x]: the published ConvNet accuracy for that method, dataset and IPC (REFERENCE.md; DC/DSA "
-                      "repository README, method papers); our budgets may be cut, see the details.")
+        legend.append("[x]: the published ConvNet accuracy for that method, dataset and IPC (docs/references.md; "
+                      "DC/DSA repository README, method papers); our budgets may be cut, see the details.")
     lines += [" ".join(legend), ""]
     if details:
         lines += ["<details><summary>Details: budgets, evaluation, sources</summary>", "",

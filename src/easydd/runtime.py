@@ -1,7 +1,7 @@
 """Process-level settings: the memory allocator, threads, and explicit random generators.
 
 glibc's default allocator maps and unmaps every large activation buffer, which halves PyTorch's speed on a CPU
-(DESIGN section 7: 7 of 11 s were system time). The fix has to be in the environment before Python starts, so the
+(docs/speed.md: 7 of 11 s were system time). The fix has to be in the environment before Python starts, so the
 command-line entry point re-executes itself once with the variables set (``ensure_fast_allocator``). Library users
 who start Python themselves should export the same variables (see README).
 """

