@@ -228,6 +228,15 @@ def _dist_info(rank, world_size):
     return 0, 1, False
 
 
+def share_cores(world: int, device=None) -> None:
+    """Give each of ``world`` local CPU processes its share of the cores. Only process entry points call it (the
+    command line, spawned workers), so a library call never changes its caller's thread count."""
+    on_cpu = str(device) == "cpu" or (device is None and not torch.cuda.is_available())
+    if world > 1 and on_cpu:
+        local = min(world, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+
+
 def _barrier():
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
@@ -296,9 +305,6 @@ def train_experts(dataset, out_dir: str | os.PathLike | None = None, num_experts
     rank, world, owns = _dist_info(rank, world_size)
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    if world > 1 and str(device) == "cpu":  # P processes share the cores
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // min(world, int(os.environ.get(
-            "LOCAL_WORLD_SIZE", world)))))
     probe = make_network(model, ds.shape[0], ds.num_classes, ds.shape[1:], 0)
     if has_batchnorm(probe):
         raise UserError(f"{model} has BatchNorm; trajectory matching stores and replays parameters only, so use a "
@@ -394,6 +400,7 @@ def _spawn_worker(rank: int, world: int, init_file: str, kwargs: dict) -> None:
     import torch.distributed as dist
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
                             timeout=datetime.timedelta(hours=72))
+    share_cores(world, kwargs.get("device"))
     try:
         train_experts(**kwargs)
     finally:
@@ -637,6 +644,7 @@ def run_from_args(args) -> Path:
     if args.nproc > 1:
         path = train_experts_parallel(args.nproc, **kwargs)
     else:
+        share_cores(int(os.environ.get("WORLD_SIZE", 1)), args.device)  # under torchrun: this process's share
         path = train_experts(**kwargs)
     man = json.loads((Path(path) / MANIFEST).read_text()) if (Path(path) / MANIFEST).exists() else None
     if man is not None:

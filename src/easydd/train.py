@@ -1,11 +1,14 @@
-"""One training loop, shared by evaluation, selection baselines, difficulty panels and expert trajectories.
+"""One training loop, shared by evaluation, selection baselines and difficulty panels. Expert trajectories
+(experts.py) keep a loop of their own: they record the flat parameters after every epoch and may take SAM/GSAM
+steps, neither of which this loop does.
 
 ``Ensemble`` holds K networks of one architecture. Where the architecture allows (no BatchNorm), the K networks
 are trained *together*: their parameters are stacked (``torch.func.stack_module_state``) and one ``vmap`` call runs
 all K forward/backward passes, which keeps both cores busy on the tiny batches of a distilled set (IPC 1-10).
 BatchNorm networks are trained one after another with the same loop. Stacking is opt-in (``stacked=True``):
-on the 2-core CPU measured in benchmarks/, plain sequential passes were faster; on a GPU stacking is the win. Each network has its own initial weights,
-its own mini-batch order and its own augmentation draws, all derived from explicit seeds.
+on the 2-core CPU measured in benchmarks/, plain sequential passes were faster; on a GPU stacking is the win.
+Each network has its own initial weights, its own mini-batch order and its own augmentation draws, all derived
+from explicit seeds.
 """
 from __future__ import annotations
 
