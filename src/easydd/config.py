@@ -55,8 +55,6 @@ class RunConfig:
     device: str = "auto"                # auto (a CUDA GPU if visible, else cpu) | cpu | cuda[:i] | mps
     precision: str = "fp32"             # fp32 | bf16: the real-data passes under bf16 autocast (native bf16 only)
     compile: bool = False               # torch.compile the real-data passes (docs/speed.md)
-    precision: str = "fp32"             # fp32 | bf16: the real-data passes under bf16 autocast (native bf16 only)
-    compile: bool = False               # torch.compile the real-data passes (docs/speed.md)
     logger: str = "csv"                 # csv (curves.csv/.png) | tensorboard (also TensorBoard events, same folder)
     log_images_every: int = 50          # logger=tensorboard: the synthetic images every k iterations (0: at the end)
     name: str | None = None
@@ -156,6 +154,7 @@ def build_config(preset: str | None = None, overrides: dict | None = None, metho
     if unknown_run:
         raise UserError(f"unknown config key(s) {sorted(unknown_run)}; valid: {sorted(RUN_KEYS)}")
     cfg = RunConfig(**data)
+    _check_run_types(cfg)  # e.g. method=<empty> before the method's settings are looked up
     if method_params is not None:
         params_cls = method_params(cfg.method)
         names = {f.name for f in dataclasses.fields(params_cls)}
@@ -277,10 +276,7 @@ def _check_name(name) -> None:
                         "'my-run' (and out_dir=DIR or --out DIR for where it goes)")
 
 
-def validate(cfg: RunConfig) -> None:
-    def need(cond, msg):
-        if not cond:
-            raise UserError(msg)
+def _check_run_types(cfg: RunConfig) -> None:
     import os
     for k in ("dataset", "data_root", "out_dir", "name"):  # a pathlib.Path is as good as its string
         if isinstance(getattr(cfg, k), os.PathLike):
@@ -288,14 +284,20 @@ def validate(cfg: RunConfig) -> None:
     for keys, test, what in _RUN_RULES:
         for k in keys:
             v = getattr(cfg, k)
-            need(test(v), f"{k} must be {what} (got {v!r})")
+            if not test(v):
+                raise UserError(f"{k} must be {what} (got {v!r})")
     _check_name(cfg.name)
+
+
+def validate(cfg: RunConfig) -> None:
+    def need(cond, msg):
+        if not cond:
+            raise UserError(msg)
+    _check_run_types(cfg)
     need(_is_int(cfg.ipc) and cfg.ipc >= 1, f"ipc must be a positive integer (got {cfg.ipc!r})")
     need(_is_int(cfg.iterations) and cfg.iterations >= 0,
          f"iterations must be a non-negative integer (got {cfg.iterations!r})")
     need(cfg.init in ("real", "noise"), f"init must be 'real' or 'noise' (got {cfg.init!r})")
-    need(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16 (got {cfg.precision!r})")
-    need(isinstance(cfg.compile, bool), f"compile must be true or false (got {cfg.compile!r})")
     need(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16 (got {cfg.precision!r})")
     need(isinstance(cfg.compile, bool), f"compile must be true or false (got {cfg.compile!r})")
     need(cfg.sdc_mode in ("batch", "sample"), f"sdc_mode must be 'batch' or 'sample' (got {cfg.sdc_mode!r})")

@@ -364,7 +364,11 @@ def load_cifar_archive(kind: str, archive: str | os.PathLike, md5s: dict[str, st
 # SVHN (MATLAB v5 .mat)
 
 def load_svhn_mat(path: str | os.PathLike, md5: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Images uint8 (N,3,32,32) and labels int64 in 0..9 (the file's label 10 is the digit 0)."""
+    """Images uint8 (N,3,32,32) and labels int64 in 0..9 (the file's label 10 is the digit 0).
+
+    Give ``md5`` for any file you did not just write: scipy's MATLAB reader can crash the whole process
+    (segmentation fault) on a damaged file (found by fuzzing, tests/test_fuzz.py), so the dataset loader parses an
+    SVHN file only after its checksum matched the official release."""
     try:
         import scipy.io
     except ImportError:
