@@ -12,25 +12,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+# the functions themselves, not wrappers: their signatures and docstrings are the real ones. Importing them here also
+# keeps `easydd.distill` / `easydd.evaluate` the functions after `import easydd.distill` (the submodule is loaded by
+# then, so the import system does not rebind the package attribute).
+from .data import load_dataset
+from .distill import distill
 from .distilled import Distilled
 from .errors import UserError
-
-
-def _callable_module(name: str, fn) -> None:
-    """``easydd.distill`` and ``easydd.evaluate`` are functions of this package AND submodules: importing the
-    submodule rebinds the package attribute to the module, so the module is made callable as the function."""
-    import sys
-    import types
-
-    class _Module(types.ModuleType):
-        def __call__(self, *args, **kwargs):
-            return fn(*args, **kwargs)
-    sys.modules[name].__class__ = _Module
-
-
-def load_dataset(*args, **kwargs):
-    from .data import load_dataset as _ld
-    return _ld(*args, **kwargs)
+from .evaluate import evaluate_distilled as evaluate
+from .methods.selection import select
 
 
 def make_config(preset: str | None = None, **overrides):
@@ -38,21 +28,6 @@ def make_config(preset: str | None = None, **overrides):
     from .config import build_config
     from .methods import method_params
     return build_config(preset, overrides, method_params)
-
-
-def distill(cfg, dataset=None, **kwargs):
-    from .distill import distill as _d
-    return _d(cfg, dataset, **kwargs)
-
-
-def evaluate(distilled, dataset, **kwargs):
-    from .evaluate import evaluate_distilled
-    return evaluate_distilled(distilled, dataset, **kwargs)
-
-
-def select(dataset, method: str, ipc: int, seed: int = 0):
-    from .methods.selection import select as _s
-    return _s(dataset, method, ipc, seed)
 
 
 __all__ = ["Distilled", "UserError", "load_dataset", "make_config", "distill", "evaluate", "select", "__version__"]

@@ -346,7 +346,3 @@ def _distill_in(run_dir: Path, cfg: RunConfig, dataset, method, device, t_start:
                                                                                        default=str)))
     log(f"done in {metrics['total_seconds']:.0f} s")
     return RunResult(run_dir, distilled, metrics)
-
-
-from . import _callable_module  # noqa: E402  (easydd.distill(cfg) works after `import easydd.distill` too)
-_callable_module(__name__, distill)

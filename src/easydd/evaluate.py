@@ -89,7 +89,3 @@ def format_result(result: dict) -> str:
         lines.append(f"{model:>12s}: {100 * r['mean']:.2f} +- {100 * r['std']:.2f} % ({result['split']}, "
                      f"{len(r['accs'])} models, {result['epochs']} epochs, {r['seconds']:.0f} s)")
     return "\n".join(lines)
-
-
-from . import _callable_module  # noqa: E402  (easydd.evaluate(set, ds) works after `import easydd.evaluate` too)
-_callable_module(__name__, evaluate_distilled)
