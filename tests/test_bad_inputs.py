@@ -172,6 +172,9 @@ CASES = [
     ("eval-truncated-set", ["eval", "{F}/trunc.safetensors"], "not a readable safetensors file", "re-create it"),
     ("eval-garbage-set", ["eval", "{F}/garbage.safetensors"], "not a readable safetensors file", "re-create it"),
     ("eval-pickle-as-set", ["eval", "{F}/evil.safetensors"], "not a readable safetensors file", "re-create it"),
+    ("eval-diverges", ["eval", "{F}/good.safetensors", "--lr", "1e30", "--epochs", "3", "--num-models", "1",
+                       "--models", "MLP", "--no-dsa"], "training diverged",
+     "Lower the learning rate (now 1e+30, e.g. --lr) and rerun the same command."),
     ("eval-missing-file", ["eval", "{F}/nothing.safetensors"], "no such file", "nothing.safetensors"),
     # select
     ("select-num-models-0", ["select", "--dataset", "digits", "--method", "random", "--ipc", "1", "--num-models",

@@ -58,7 +58,7 @@ import torch
 from torch.func import functional_call
 
 from ..augment import DSA, default_strategy
-from ..errors import DivergedError, UserError
+from ..errors import DivergedError, UserError, divergence_advice
 from ..experts import ExpertBuffer, default_buffer_dir, recipe_command
 from ..nets import has_batchnorm, make_network
 from ..train import soft_cross_entropy
@@ -409,9 +409,9 @@ class MTT(Method):
         if self.cfg.lambda_sdc > 0 or self.cfg.sdc_ratio > 0:
             fixes.append(f"lambda_sdc / sdc_ratio (now {self.cfg.lambda_sdc:g} / {self.cfg.sdc_ratio:g})")
         raise DivergedError(
-            f"{self.name} diverged at iteration {it}: {reason}; {kept}. Lower {', '.join(fixes)} or lr_teacher "
-            f"(now {p.lr_teacher:g}) or syn_steps (now {p.syn_steps}), then rerun the same command: it resumes "
-            "from the checkpoint with the new learning rates (--no-resume starts over).")
+            f"{self.name} diverged at iteration {it}: {reason}; {kept}. " + divergence_advice(
+                f"{', '.join(fixes)} or lr_teacher (now {p.lr_teacher:g}) or syn_steps (now {p.syn_steps})",
+                resumes=True))
 
 
 class FTD(MTT):
