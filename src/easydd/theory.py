@@ -869,7 +869,8 @@ def _plot(prune_sum, distill_sum, xover, path, title=""):
         ax.legend(fontsize=5.5, loc="upper center", ncol=2)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=100)
+    from .io import atomic_write
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
 
 
 def _fmt(r):
@@ -965,18 +966,24 @@ def write_outputs(out_dir: str, prune_rows: list[dict], distill_rows: list[dict]
     eff = sdc_effects(distill_rows)
     cols = ["section", "alpha_total", "f", "alpha_prune", "alpha_syn", "M", "method", "mode", "lambda_sdc",
             "mean", "std", "sem", "n", "gradn", "teacher_margin", "label_agreement"]
-    with open(os.path.join(out_dir, "theory.csv"), "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        for r in ps + ds:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    from pathlib import Path
+
+    from .io import atomic_write  # every output appears whole or not at all
+
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+            w.writeheader()
+            for r in ps + ds:
+                w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    atomic_write(os.path.join(out_dir, "theory.csv"), write_csv)
     md = _markdown(ps, ds, xo, eff, meta)
-    with open(os.path.join(out_dir, "theory.md"), "w") as fh:
-        fh.write(md)
+    atomic_write(os.path.join(out_dir, "theory.md"), lambda tmp: Path(tmp).write_text(md))
     rnd = lambda rows: [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
-    with open(os.path.join(out_dir, "theory.json"), "w") as fh:
-        json.dump(dict(meta=meta, crossovers=xo, sdc_effects=rnd(eff), pruning=rnd(ps), distillation=rnd(ds),
-                       raw=dict(pruning=rnd(prune_rows), distillation=rnd(distill_rows))), fh, separators=(",", ":"))
+    payload = json.dumps(dict(meta=meta, crossovers=xo, sdc_effects=rnd(eff), pruning=rnd(ps), distillation=rnd(ds),
+                              raw=dict(pruning=rnd(prune_rows), distillation=rnd(distill_rows))),
+                         separators=(",", ":"))
+    atomic_write(os.path.join(out_dir, "theory.json"), lambda tmp: Path(tmp).write_text(payload))
     _plot(ps, ds, xo, os.path.join(out_dir, "theory.png"),
           title=f"Teacher-student perceptron, N={meta['N']}, {meta['seeds']} seeds, theta_p={meta['theta_p_deg']:g} deg, "
                 f"student={meta['kind']}; error bars = s.e.m. over seeds")
