@@ -187,3 +187,18 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path, sig):
     assert sa["iteration"] == sb["iteration"] == iters and sa["rows"] == sb["rows"]
     assert torch.equal(sa["method"]["images"], sb["method"]["images"])
     assert not [n for n in os.listdir(run_dir) if n.endswith(".tmp") or n == ".lock"]
+
+
+def test_a_damaged_dataset_cache_entry_is_not_trusted(tmp_path):
+    """Right shapes, wrong bytes (zeroed images): the checksum catches it and the data are read from the source."""
+    import numpy as np
+
+    from easydd.data import cache, load_dataset
+    a = load_dataset("digits", cache_dir=tmp_path)
+    entry = cache.entry_dir("digits", tmp_path)
+    x = np.load(entry / "x_train.npy")
+    np.save(entry / "x_train.npy", np.zeros_like(x))
+    with pytest.warns(UserWarning, match="x_train fail their checksum"):
+        b = load_dataset("digits", cache_dir=tmp_path)
+    assert torch.equal(a.x_train, b.x_train) and b.x_train.abs().sum() > 0
+    assert cache.load_cached("digits", tmp_path) is not None  # rewritten whole

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,10 @@ def cached_source(name: str, cache_dir: str | os.PathLike | None = None) -> str 
     return f"cache {d} (from {meta.get('source', '?')})"
 
 
+def _crc(a: np.ndarray) -> int:
+    return zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B"))
+
+
 def load_cached(name: str, cache_dir: str | os.PathLike | None = None) -> RawData | None:
     """The cached entry for ``name`` or None (missing, stale or damaged entries count as missing)."""
     d = entry_dir(name, cache_dir)
@@ -72,6 +77,20 @@ def load_cached(name: str, cache_dir: str | os.PathLike | None = None) -> RawDat
     for k, a in arrays.items():
         if a.dtype != _DTYPES[k] or list(a.shape) != meta.get("shapes", {}).get(k):
             return None
+    crcs = {k: _crc(a) for k, a in arrays.items()}  # ~50 ms for MNIST: a damaged entry is never trusted
+    if "crc32" not in meta:  # an entry from before checksums: record them now (best effort)
+        meta["crc32"] = crcs
+        try:
+            tmp = d / f".meta.json.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(meta, indent=1))
+            os.replace(tmp, d / "meta.json")
+        except OSError:
+            pass
+    elif crcs != meta["crc32"]:
+        bad = sorted(k for k in crcs if crcs[k] != meta["crc32"].get(k))
+        warnings.warn(f"easydd: the cached {name} in {d} is damaged ({', '.join(bad)} fail their checksum); "
+                      "reading the dataset from its source again", stacklevel=3)
+        return None
     return RawData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                    list(meta["classes"]), str(meta.get("source", "")), int(meta.get("max_value", 255)))
 
@@ -116,7 +135,8 @@ def save_cached(name: str, raw: RawData, cache_dir: str | os.PathLike | None = N
             np.save(tmp / f"{k}.npy", a, allow_pickle=False)
             shapes[k] = list(a.shape)
         meta = {"version": CACHE_VERSION, "name": name, "classes": list(raw.classes), "source": raw.source,
-                "max_value": int(raw.max_value), "shapes": shapes}
+                "max_value": int(raw.max_value), "shapes": shapes,
+                "crc32": {k: _crc(np.load(tmp / f"{k}.npy", mmap_mode="r")) for k in _ARRAYS}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
