@@ -79,3 +79,41 @@ def test_the_library_never_imports_the_paper_layer_or_the_cli():
                 names = [a.name.split(".")[1] for a in node.names if a.name.startswith("easydd.")]
             bad += [f"src/easydd/{rel}:{node.lineno} imports {n}" for n in names if n in TOP]
     assert not bad, "a library module imports the layer above it:\n" + "\n".join(bad)
+
+
+def _internal_imports() -> dict[str, set[str]]:
+    """{module: the easydd modules it imports (at the top or inside a function)}, e.g. 'methods.base' -> {'sdc'}."""
+    import ast
+    pkg = ROOT / "src" / "easydd"
+    mods = {".".join(p.relative_to(pkg).with_suffix("").parts).removesuffix(".__init__").removesuffix("__init__")
+            or "easydd": p for p in pkg.rglob("*.py")}
+    graph = {}
+    for m, p in mods.items():
+        parts = [] if m == "easydd" else m.split(".")
+        here = parts if p.name == "__init__.py" else parts[:-1]  # the package a relative import starts from
+        deps = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = here[:len(here) - node.level + 1] + (node.module.split(".") if node.module else [])
+                for a in node.names:
+                    full = ".".join(base + [a.name])
+                    deps.add(full if full in mods else ".".join(base) or "easydd")
+        graph[m] = {d for d in deps if d in mods and d != m}
+    return graph
+
+
+def test_no_import_circles():
+    graph, state, path = _internal_imports(), {}, []
+
+    def visit(m):
+        state[m] = "open"
+        path.append(m)
+        for d in sorted(graph[m]):
+            assert state.get(d) != "open", "import circle: " + " -> ".join(path[path.index(d):] + [d])
+            if d not in state:
+                visit(d)
+        path.pop()
+        state[m] = "done"
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)

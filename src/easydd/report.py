@@ -16,9 +16,9 @@ The table: one row per method (``+SDC`` rows for lambda_sdc > 0), one column per
 +- std over runs (seeds) of each run's mean test accuracy over its evaluation networks (a single run shows the std
 over its evaluation networks, marked with a dagger). Where several SDC weights were run for one cell, the weight
 with the best mean VALIDATION accuracy is shown (never chosen on the test split; without validation numbers, each
-weight gets its own row). The published accuracy (ConvNet, src/easydd/published.yaml) is printed beside a base-method cell in
-brackets when dataset, IPC, method and the ConvNet architecture match; budgets cut for a CPU are listed in the
-details table under the main one, so a reader can see how far the setting is from the published one.
+weight gets its own row). The published accuracy (ConvNet, src/easydd/published.yaml) is printed beside a
+base-method cell in brackets when dataset, IPC, method and the ConvNet architecture match; budgets cut for a CPU are
+listed in the details table under the main one, so a reader can see how far the setting is from the published one.
 """
 from __future__ import annotations
 
