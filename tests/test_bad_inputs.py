@@ -397,3 +397,18 @@ def test_distill_checks_a_hand_built_config(tmp_path):
     with pytest.raises(UserError, match="--num-models must be >= 1"):
         easydd.evaluate(Distilled(torch.zeros(2, 1, 8, 8), torch.arange(2)), None, num_models=0)
     assert not any(tmp_path.iterdir())
+
+
+def test_every_user_error_is_one_class_importable_where_it_was():
+    """cli.main has one rule (except UserError): every error a user can cause must be a subclass of it."""
+    from easydd import errors
+    from easydd.data import DataError
+    from easydd.data.formats import DataError as DataError2
+    from easydd.difficulty import PanelError
+    from easydd.distilled import DistilledFileError
+    from easydd.nets import UnknownModel
+    from easydd.train import DivergenceError
+    for cls in (DataError, DataError2, PanelError, DistilledFileError, UnknownModel, DivergenceError,
+                errors.DivergedError, errors.RunLocked, errors.WriteFailed):
+        assert issubclass(cls, UserError) and getattr(errors, cls.__name__) is cls
+    assert issubclass(DistilledFileError, ValueError) and issubclass(DivergenceError, RuntimeError)  # as before
