@@ -74,6 +74,9 @@ def files(tmp_path_factory):
     y2 = np.arange(20) % 2
     np.savez(d / "nanpix.npz", x_train=xf, y_train=y2, x_test=xf, y_test=y2)
     np.savez(d / "ok.npz", x_train=x, y_train=y2, x_test=x, y_test=y2)
+    np.savez(d / "notest.npz", x_train=x, y_train=y2, x_test=x0, y_test=np.zeros(0, np.int64))
+    save_file({"images": imgs.clone().index_fill_(0, torch.tensor([3]), float("nan")), "labels": labels},
+              str(d / "nanpix.safetensors"), metadata=header)
     (d / "trunc.npz").write_bytes((d / "ok.npz").read_bytes()[:300])
     np.savez(d / "objects.npz", x_train=np.array([Evil(marker)], dtype=object), y_train=y2, x_test=x, y_test=y2)
     folder = d / "imgs"
@@ -145,6 +148,7 @@ CASES = [
     ("unknown-model", D + ["model=ConvNot"], "unknown model", "choose one of"),
     # distill on your own data: empty, one class, NaN pixels, truncated, pickled objects, unreadable images
     ("npz-no-images", D + ["dataset={F}/zero.npz"], "the train split holds no images", "fix your data"),
+    ("npz-no-test-images", D + ["dataset={F}/notest.npz"], "the test split holds no images", "fix your data"),
     ("npz-one-class", D + ["dataset={F}/oneclass.npz"], "has only class [0]", "at least two classes"),
     ("npz-nan-pixels", D + ["dataset={F}/nanpix.npz"], "are NaN or inf", "nan_to_num"),
     ("npz-truncated", D + ["dataset={F}/trunc.npz"], "cannot read it as an .npz", "numpy.savez"),
@@ -166,6 +170,7 @@ CASES = [
      "leave it out"),
     ("eval-labels-out-of-range", ["eval", "{F}/labels.safetensors"], "labels range over 5..14", "--dataset NAME"),
     ("eval-float64-images", ["eval", "{F}/f64.safetensors"], "not float32", "re-create it"),
+    ("eval-nan-pixels", ["eval", "{F}/nanpix.safetensors"], "contain NaN or inf", "re-create it"),
     ("eval-empty-set", ["eval", "{F}/empty.safetensors"], "holds no images", "re-create it"),
     ("eval-nan-learned-lr", ["eval", "{F}/nanlr.safetensors", "--epochs", "1", "--num-models", "1"],
      "learned learning rate is nan", "--lr VALUE"),
