@@ -175,6 +175,7 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path, sig):
         assert not [n for n in os.listdir(run_dir) if n.endswith(".tmp") or n == ".lock"]
     else:
         assert rc == -signal.SIGKILL
+        (run_dir / ".checkpoint.pt.x1y2.tmp").write_bytes(b"half a checkpoint")  # as a kill mid-write leaves
     assert main([*ARGS, f"iterations={iters}", "--out", str(out)]) == 0
     assert "resumed from iteration" in (run_dir / "log.txt").read_text()
     from easydd.distilled import Distilled
