@@ -142,6 +142,8 @@ CASES = [
     ("zca-maybe", D + ["zca=maybe"], "zca must be true or false", "got 'maybe'"),
     ("eval-models-string", D + ["eval_models=MLP"], "eval_models must be a non-empty list", "e.g. [ConvNet]"),
     ("yaml-garbage-value", D + ["ipc=[1"], "ipc must be a positive integer", "got '[1'"),
+    ("threads-negative", ["--threads", "-1"] + D, "--threads must be >= 1", "leave it out to use every core"),
+    ("threads-zero", ["--threads", "0"] + D, "--threads must be >= 1", "leave it out to use every core"),
     ("not-key-value", D + ["ipc"], "is not key=value", "e.g. ipc=10"),
     ("name-escapes-out-dir", D + ["name=../../.."], "would write outside out_dir", "plain run name"),
     ("unknown-method", D + ["method=nope"], "unknown method", "choose one of"),
@@ -197,6 +199,8 @@ CASES = [
                          "0"], "--batch-size must be >= 1", "got 0"),
     # difficulty
     ("difficulty-truncated-set", ["difficulty", "{F}/trunc.safetensors"], "not a readable safetensors", "re-create"),
+    ("difficulty-max-samples-negative", ["difficulty", "digits", "--max-samples", "-5"], "--max-samples must be >= 1",
+     "leave it out"),
     ("difficulty-num-models-0", ["difficulty", "digits", "--num-models", "0"], "--num-models must be >= 1",
      "--epochs >= 0"),
     # report
@@ -212,6 +216,10 @@ CASES = [
 
 OUT_FLAG = {"distill": "--out", "select": "--out", "eval": "--out", "experts": "--out", "report": "--out",
             "difficulty": "--out"}
+
+
+def command_of(argv):
+    return argv[2] if argv[0] == "--threads" else argv[0]
 
 
 def run(capsys, argv):
@@ -235,10 +243,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, monke
     monkeypatch.setenv("EASYDD_DOWNLOAD", "0")
     argv = [a.replace("{F}", str(files["dir"])) for a in argv]
     out = tmp_path / "out"
-    argv = argv + [OUT_FLAG[argv[0]], str(out / ("x.md" if argv[0] == "report" else "")).rstrip("/")]
-    if argv[0] in ("distill", "select", "eval"):
+    cmd = command_of(argv)
+    argv = argv + [OUT_FLAG[cmd], str(out / ("x.md" if cmd == "report" else "")).rstrip("/")]
+    if cmd in ("distill", "select", "eval"):
         argv.append("--quiet")
-    elif argv[0] == "experts":
+    elif cmd == "experts":
         argv.append("--no-progress")
     before = snapshot(files["dir"])
     code, err = run(capsys, argv)
@@ -250,7 +259,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, monke
 
 def test_catalogue_is_large_enough():
     assert len(CASES) >= 30 and len({c[0] for c in CASES}) == len(CASES)
-    assert {c[1][0] for c in CASES} >= {"distill", "eval", "select", "experts", "difficulty", "report"}
+    assert {command_of(c[1]) for c in CASES} >= {"distill", "eval", "select", "experts", "difficulty", "report"}
 
 
 # -- a damaged or foreign run directory: refused, and left exactly as it was ------------------------------------

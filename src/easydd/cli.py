@@ -218,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         a.overrides += extra  # key=value settings after an option (`--quiet ipc=10`) count too
     elif extra:
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
+    if a.threads is not None and a.threads < 1:
+        print(f"easydd: error: --threads must be >= 1 (got {a.threads}); leave it out to use every core",
+              file=sys.stderr)
+        return 2
     set_threads(a.threads)
     try:
         if getattr(a, "_plugin", None):

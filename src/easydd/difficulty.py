@@ -659,6 +659,8 @@ def measure_from_args(args) -> dict:
                           "distilled .safetensors file; use --split train, val or test")
     if int(args.num_models) < 1 or int(args.epochs) < 0:
         raise _user_error("--num-models must be >= 1 and --epochs >= 0")
+    if args.max_samples is not None and int(args.max_samples) < 1:
+        raise _user_error(f"--max-samples must be >= 1 (got {args.max_samples}); leave it out for the default")
     if distilled is not None:
         ds_name = getattr(args, "dataset", None) or distilled.meta.get("dataset")
         if not ds_name:
