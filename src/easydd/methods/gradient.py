@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ..augment import DSA, default_strategy
-from ..nets import has_batchnorm
+from ..nets import frozen_batchnorm, has_batchnorm
 from ..train import soft_cross_entropy
 from .base import Method, class_loss_grads, flat_norm, sdc_sample_term
 
@@ -94,60 +94,65 @@ class DC(Method):
         net.train()
         params = [p for p in net.parameters()]
         opt_net = torch.optim.SGD(params, lr=self.p.lr_net)
-        fresh, mode = self.sdc.fresh, self.cfg.sdc_mode
         logs_sum: dict[str, float] = {}
         for ol in range(self.outer):
-            if has_batchnorm(net):  # running statistics from 16 real images per class, then frozen
+            if has_batchnorm(net):  # running statistics from 16 real images per class, frozen while matching
                 net.train()
                 with torch.no_grad():
                     net(torch.cat([self.real_batch(c, 16, g) for c in range(self.num_classes)]))
-                for m in net.modules():
-                    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                        m.eval()
-            contrast = self._contrast_now(it, ol)
-            loss = torch.zeros((), device=self.device)
-            sdc_terms, g_real_mean, syn_aug = [], None, []
-            for c in range(self.num_classes):
-                x_real = self.real_batch(c, self.p.batch_real, g)
-                x_syn = self.images[self.class_slice(c)]
-                if self.aug is not None:
-                    plan = self.aug.sample(1, self.shape[1:], g, siamese=True)
-                    x_real, x_syn = self.aug.apply(x_real, plan), self.aug.apply(x_syn, plan)
-                y_real = torch.full((x_real.shape[0],), c, device=self.device)
-                gr = self.real.grads(net, params, x_real, y_real)  # eager fp32 unless precision/compile
-                if contrast:
-                    g_real_mean = ([t / self.num_classes for t in gr] if g_real_mean is None
-                                   else [a + t / self.num_classes for a, t in zip(g_real_mean, gr)])
-                    syn_aug.append(x_syn)
-                    continue
-                y_syn = self.labels[self.class_slice(c)]
-                _, gs = class_loss_grads(net, x_syn, y_syn, create_graph=True)
-                loss = loss + match_distance(gr, gs, self.p.dis_metric)
-                if mode == "batch":
-                    sdc_terms.append(flat_norm(gs))
-                elif fresh:
-                    sdc_terms.append(sdc_sample_term(net, x_syn, y_syn))
-            if contrast:  # one gradient of the whole synthetic set against the mean real class gradient
-                x_all = torch.cat(syn_aug)
-                _, gs = class_loss_grads(net, x_all, self.labels, create_graph=True)
-                loss = loss + match_distance(g_real_mean, gs, self.p.dis_metric)
-                if mode == "batch":
-                    sdc_terms.append(flat_norm(gs))
-                elif fresh:
-                    sdc_terms.append(sdc_sample_term(net, x_all, self.labels))
-            sdc = torch.stack(sdc_terms).mean() if sdc_terms else torch.zeros((), device=self.device)
-            logs = {"loss": float(loss.detach()), "sdc": float(sdc.detach())}
-            logs.update(self.descend(it, loss, sdc, ol))  # SDC on: R, rho and lambda of this update
+            with frozen_batchnorm(net):
+                loss, sdc = self._match(it, ol, net, params, g)
+                logs = {"loss": float(loss.detach()), "sdc": float(sdc.detach())}
+                logs.update(self.descend(it, loss, sdc, ol))  # SDC on: R, rho and lambda of this update
             self.optimizers["img"].step()
             for k, v in logs.items():
                 logs_sum[k] = logs_sum.get(k, 0.0) + v / self.outer
             if ol == self.outer - 1:
                 break
-            self._train_net(net, opt_net, g)
+            self._train_net(net, opt_net, g)  # batch norm back in training mode, as the reference's inner loop
         return logs_sum
+
+    def _match(self, it: int, ol: int, net, params, g) -> tuple[torch.Tensor, torch.Tensor]:
+        """The matching loss of one outer step (summed over classes, or DSAC's one contrastive term) and the SDC
+        term R at this network (zero unless sdc_net=fresh)."""
+        fresh, mode = self.sdc.fresh, self.cfg.sdc_mode
+        contrast = self._contrast_now(it, ol)
+        loss = torch.zeros((), device=self.device)
+        sdc_terms, g_real_mean, syn_aug = [], None, []
+        for c in range(self.num_classes):
+            x_real = self.real_batch(c, self.p.batch_real, g)
+            x_syn = self.images[self.class_slice(c)]
+            if self.aug is not None:
+                plan = self.aug.sample(1, self.shape[1:], g, siamese=True)
+                x_real, x_syn = self.aug.apply(x_real, plan), self.aug.apply(x_syn, plan)
+            y_real = torch.full((x_real.shape[0],), c, device=self.device)
+            gr = self.real.grads(net, params, x_real, y_real)  # eager fp32 unless precision/compile
+            if contrast:
+                g_real_mean = ([t / self.num_classes for t in gr] if g_real_mean is None
+                               else [a + t / self.num_classes for a, t in zip(g_real_mean, gr)])
+                syn_aug.append(x_syn)
+                continue
+            y_syn = self.labels[self.class_slice(c)]
+            _, gs = class_loss_grads(net, x_syn, y_syn, create_graph=True)
+            loss = loss + match_distance(gr, gs, self.p.dis_metric)
+            if mode == "batch":
+                sdc_terms.append(flat_norm(gs))
+            elif fresh:
+                sdc_terms.append(sdc_sample_term(net, x_syn, y_syn))
+        if contrast:  # one gradient of the whole synthetic set against the mean real class gradient
+            x_all = torch.cat(syn_aug)
+            _, gs = class_loss_grads(net, x_all, self.labels, create_graph=True)
+            loss = loss + match_distance(g_real_mean, gs, self.p.dis_metric)
+            if mode == "batch":
+                sdc_terms.append(flat_norm(gs))
+            elif fresh:
+                sdc_terms.append(sdc_sample_term(net, x_all, self.labels))
+        sdc = torch.stack(sdc_terms).mean() if sdc_terms else torch.zeros((), device=self.device)
+        return loss, sdc
 
     def _train_net(self, net, opt_net, g):
         """Inner loop: train the sampled network on the (detached) synthetic set."""
+        net.train()
         x, y = self.images.detach(), self.labels.detach()
         bs = min(self.p.batch_train, x.shape[0])
         for _ in range(self.inner):
