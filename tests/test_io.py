@@ -203,3 +203,12 @@ def test_a_damaged_dataset_cache_entry_is_not_trusted(tmp_path):
         b = load_dataset("digits", cache_dir=tmp_path)
     assert torch.equal(a.x_train, b.x_train) and b.x_train.abs().sum() > 0
     assert cache.load_cached("digits", tmp_path) is not None  # rewritten whole
+
+
+def test_an_expert_folder_in_use_is_refused(tmp_path, digits):
+    from easydd.experts import train_experts
+    with RunLock(tmp_path / "buf"):
+        with pytest.raises(RunLocked, match=f"in use by process {os.getpid()}"):
+            train_experts(digits, out_dir=tmp_path / "buf", num_experts=1, epochs=1, model="ConvNetD2W16",
+                          subset=100, progress=False, log=lambda m: None)
+    assert not list((tmp_path / "buf").glob("expert_*"))

@@ -26,6 +26,7 @@ only the epochs asked for, so the buffer is never in memory as a whole.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import hashlib
 import json
@@ -40,6 +41,7 @@ import torch.nn.functional as F
 
 from .distilled import atomic_write
 from .errors import DivergenceError, UserError, divergence_advice
+from .io import RunLock
 from .nets import has_batchnorm, make_network
 from .runtime import derive_seed, generator
 
@@ -324,6 +326,15 @@ def train_experts(dataset, out_dir: str | os.PathLike | None = None, num_experts
     except OSError as e:
         raise UserError(f"cannot create the expert directory {out} ({e.strerror}); choose another with --out") \
             from None
+    # one process per buffer folder (a parallel run's ranks share it: they split the experts between them)
+    with RunLock(out) if world == 1 else contextlib.nullcontext():
+        return _train_into(out, ds, s, want, num_experts, rank, world, owns, dsa, strategy, device, progress, log)
+
+
+def _train_into(out: Path, ds, s: ExpertSettings, want: dict, num_experts: int, rank: int, world: int, owns: bool,
+                dsa: bool, strategy: str, device, progress: bool, log) -> Path:
+    """The training part of ``train_experts``, in ``out`` (locked by the caller when it is the only process)."""
+    from .augment import DSA
     if (out / MANIFEST).exists():
         _check_same(json.loads((out / MANIFEST).read_text())["settings"], want, str(out))
     x, y = ds.x_train, ds.y_train

@@ -174,6 +174,7 @@ class RunLock:
         host = socket.gethostname()
         for _ in range(10):
             try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as e:
                 if e.errno in USER_WRITE_ERRNOS:
