@@ -116,7 +116,8 @@ def files_of(run_dir: Path) -> dict:
 
 
 @pytest.mark.parametrize("target,patch", [("checkpoint.pt", "torch.save"),
-                                          ("distilled.safetensors", "easydd.distilled.save_file")])
+                                          ("distilled.safetensors", "easydd.distilled.save_file"),
+                                          ("log.txt", "easydd.distill.open")])
 def test_a_full_disk_leaves_the_previous_checkpoint_and_set_intact(capsys, tmp_path, monkeypatch, target, patch):
     assert main(ARGS + ["iterations=2", "--out", str(tmp_path)]) == 0
     run_dir = tmp_path / "dm-digits-ipc1-s0"
@@ -124,6 +125,8 @@ def test_a_full_disk_leaves_the_previous_checkpoint_and_set_intact(capsys, tmp_p
     capsys.readouterr()
     if patch == "torch.save":
         monkeypatch.setattr(torch, "save", enospc)
+    elif patch == "easydd.distill.open":  # every file the driver opens itself: the log first
+        monkeypatch.setattr(sys.modules["easydd.distill"], "open", enospc, raising=False)
     else:
         import easydd.distilled
         monkeypatch.setattr(easydd.distilled, "save_file", enospc)
@@ -133,7 +136,7 @@ def test_a_full_disk_leaves_the_previous_checkpoint_and_set_intact(capsys, tmp_p
     assert f"the previous {target} is intact" in err and "No space left on device" in err and "Free disk" in err
     after = files_of(run_dir)
     assert after["distilled.safetensors"] == before["distilled.safetensors"]
-    if target == "checkpoint.pt":
+    if target != "distilled.safetensors":
         assert after["checkpoint.pt"] == before["checkpoint.pt"]
     assert not [n for n in os.listdir(run_dir) if n.endswith(".tmp") or n == ".lock"]
     monkeypatch.undo()

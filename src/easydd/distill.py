@@ -60,8 +60,14 @@ class RunLog:
         self.path = run_dir / "log.txt"
 
     def __call__(self, msg: str) -> None:
-        with open(self.path, "a") as f:
-            f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
+        from .io import USER_WRITE_ERRNOS, write_failed
+        try:
+            with open(self.path, "a") as f:
+                f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
+        except OSError as e:  # a full disk: one line naming the fix, not a traceback
+            if e.errno in USER_WRITE_ERRNOS:
+                raise write_failed(self.path, e, self.path.exists()) from None
+            raise
 
 
 @dataclass
