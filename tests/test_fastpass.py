@@ -85,3 +85,18 @@ def test_bad_values_are_refused():
         build_config(None, dict(method="dsa", precision="fp16"), method_params)
     with pytest.raises(UserError, match="compile"):
         build_config(None, dict(method="dsa", compile="yes"), method_params)
+
+
+def test_compiled_gradient_matching_tracks_eager_through_the_inner_loop(digits):
+    """DC with compile=true (fp32): real gradients AND the inner loop's training on the synthetic set go through
+    the template; two outer steps (one inner loop between them) give the eager run's loss and images."""
+    def run(**kw):
+        cfg = build_config(None, dict(method="dc", dataset=digits.name, ipc=2, model="ConvNetD2W16", seed=0,
+                                      batch_real=8, outer_loop=2, inner_loop=1, **kw), method_params)
+        m = get_method("dc")(cfg, digits)
+        m.init_synthetic()
+        m.setup()
+        return m.step(0), m.images.detach()
+    (le, xe), (lc, xc) = run(), run(compile=True)
+    assert lc["loss"] == pytest.approx(le["loss"], rel=1e-3)
+    torch.testing.assert_close(xc, xe, rtol=1e-3, atol=1e-4)

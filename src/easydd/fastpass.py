@@ -1,9 +1,10 @@
 """The real-data passes of the matching methods, on the fast path when a run asks for it.
 
 Gradient matching spends almost all of an IPC-1 iteration on one thing: the parameter gradient of the loss on a
-real batch of each class (10 x 256 images against 10 x 1 synthetic ones). Distribution matching spends it on the
-real batch's embeddings. Neither needs a graph back to the synthetic images, so both can run where the
-synthetic side cannot:
+real batch of each class (10 x 256 images against 10 x 1 synthetic ones); at IPC 10 and more, also the inner
+loop that trains the network on the (detached) synthetic set. Distribution matching spends it on the real
+batch's embeddings. None of these needs a graph back to the synthetic images, so all can run where the
+synthetic side's double backward cannot:
 
 - ``precision=bf16``: under bfloat16 autocast, i.e. on the CPU's AMX / AVX512-BF16 units (or a GPU's tensor
   cores). Refused where the hardware has no native bf16 (it would be a silent slowdown, not a speed-up).
