@@ -16,7 +16,7 @@ from easydd.errors import UserError
 
 # 50 examples per test in the suite (fixed seed: the same inputs every run); EASYDD_FUZZ_EXAMPLES=5000 for a search
 _N = int(os.environ.get("EASYDD_FUZZ_EXAMPLES", "50"))
-FUZZ = settings(max_examples=_N, deadline=None, derandomize=_N <= 50,
+FUZZ = settings(max_examples=_N, deadline=None, derandomize=_N <= 50, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
