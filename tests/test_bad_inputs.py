@@ -145,6 +145,8 @@ CASES = [
     ("threads-negative", ["--threads", "-1"] + D, "--threads must be >= 1", "leave it out to use every core"),
     ("threads-zero", ["--threads", "0"] + D, "--threads must be >= 1", "leave it out to use every core"),
     ("not-key-value", D + ["ipc"], "is not key=value", "e.g. ipc=10"),
+    ("validation-without-a-split", D + ["eval_every=1", "val_size=0"], "validates on the validation split",
+     "set val_size > 0 or eval_every=0"),
     ("name-escapes-out-dir", D + ["name=../../.."], "would write outside out_dir", "plain run name"),
     ("unknown-method", D + ["method=nope"], "unknown method", "choose one of"),
     ("unknown-model", D + ["model=ConvNot"], "unknown model", "choose one of"),

@@ -158,6 +158,9 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
         build_network(m, dataset.shape[0], dataset.num_classes, tuple(dataset.shape[1:]))
     if final_eval:
         check_eval_settings(cfg.eval_models, cfg.eval_num_models, cfg.eval_epochs)
+    if cfg.eval_every and dataset.x_val.shape[0] == 0:  # found now, not at the first validation
+        raise UserError(f"eval_every={cfg.eval_every} validates on the validation split, but it is empty "
+                        f"(val_size={cfg.val_size}); set val_size > 0 or eval_every=0")
     method = method_cls(cfg, dataset, device=device)  # the method's own checks (buffers, ...) before any write
     method.init_synthetic()
     method.setup()
