@@ -188,6 +188,10 @@ CASES = [
     # select
     ("select-num-models-0", ["select", "--dataset", "digits", "--method", "random", "--ipc", "1", "--num-models",
                              "0"], "--num-models must be >= 1", "got 0"),
+    ("select-unknown-model", ["select", "--dataset", "digits", "--method", "random", "--ipc", "1", "--models",
+                              "ConvNot"], "unknown model", "choose one of"),
+    ("select-name-escapes", ["select", "--dataset", "digits", "--method", "random", "--ipc", "1", "--no-eval",
+                             "--name", "../x"], "would write outside out_dir", "plain run name"),
     ("select-ipc-0", ["select", "--dataset", "digits", "--method", "random", "--ipc", "0", "--no-eval"],
      "ipc must be at least 1", "got 0"),
     # experts

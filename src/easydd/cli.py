@@ -124,7 +124,15 @@ def cmd_select(a) -> int:
     if not a.no_eval:
         from .evaluate import check_eval_settings
         check_eval_settings(a.models, a.num_models, a.epochs, a.lr)
+    from .config import _check_name
+    _check_name(a.name)
     ds = _load_data(a.dataset, a.data_root)
+    if not a.no_eval:  # an unknown model or device fails now, not after the selection is written
+        from .nets import build_network
+        from .runtime import resolve_device
+        resolve_device(a.device)
+        for m in a.models:
+            build_network(m, ds.shape[0], ds.num_classes, tuple(ds.shape[1:]))
     d = select(ds, a.method, a.ipc, seed=a.seed, progress=not a.quiet)
     run_dir = prepare_run_dir(Path(a.out) / (a.name or f"{a.method}-{ds.name}-ipc{a.ipc}-s{a.seed}"))
     d.save(run_dir / "distilled.safetensors")
