@@ -184,6 +184,8 @@ CASES = [
     ("eval-diverges", ["eval", "{F}/good.safetensors", "--lr", "1e30", "--epochs", "3", "--num-models", "1",
                        "--models", "MLP", "--no-dsa"], "training diverged",
      "Lower the learning rate (now 1e+30, e.g. --lr) and rerun the same command."),
+    ("eval-out-under-a-file", ["eval", "{F}/good.safetensors", "--epochs", "1", "--out", "{F}/good.safetensors/x"],
+     "cannot write to the output directory", "choose another with --out DIR"),
     ("eval-missing-file", ["eval", "{F}/nothing.safetensors"], "no such file", "nothing.safetensors"),
     # select
     ("select-num-models-0", ["select", "--dataset", "digits", "--method", "random", "--ipc", "1", "--num-models",
@@ -250,7 +252,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, monke
     argv = [a.replace("{F}", str(files["dir"])) for a in argv]
     out = tmp_path / "out"
     cmd = command_of(argv)
-    argv = argv + [OUT_FLAG[cmd], str(out / ("x.md" if cmd == "report" else "")).rstrip("/")]
+    if OUT_FLAG[cmd] not in argv:
+        argv = argv + [OUT_FLAG[cmd], str(out / ("x.md" if cmd == "report" else "")).rstrip("/")]
     if cmd in ("distill", "select", "eval"):
         argv.append("--quiet")
     elif cmd == "experts":

@@ -153,6 +153,9 @@ def cmd_eval(a) -> int:
     from .evaluate import check_eval_settings, evaluate_distilled, format_result
     check_eval_settings(a.models, a.num_models, a.epochs, a.lr)
     d = Distilled.load(a.target)
+    from .distill import prepare_run_dir  # an output folder that cannot be written fails now, not after training
+    target = Path(a.target)
+    prepare_run_dir(Path(a.out) if a.out else (target if target.is_dir() else target.parent))
     name = a.dataset or d.meta.get("data_path") or d.meta.get("dataset")
     if not name:
         raise UserError(f"{a.target} does not record its dataset; pass --dataset NAME")
