@@ -435,3 +435,16 @@ def test_every_user_error_is_one_class_importable_where_it_was():
                 errors.DivergedError, errors.RunLocked, errors.WriteFailed):
         assert issubclass(cls, UserError) and getattr(errors, cls.__name__) is cls
     assert issubclass(DistilledFileError, ValueError) and issubclass(DivergenceError, RuntimeError)  # as before
+
+
+def test_report_skips_a_cut_off_last_record_and_says_so(capsys, tmp_path):
+    """A benchmark killed while appending leaves half a line: the records before it are still reported."""
+    rec = {"dataset": "mnist", "ipc": 1, "method": "dsa", "accs": [0.5], "seed": 0}
+    p = tmp_path / "r.jsonl"
+    p.write_text(json.dumps(rec) + "\n" + json.dumps(dict(rec, seed=1))[:25])
+    code = main(["report", str(p)])
+    out = capsys.readouterr()
+    assert code == 0 and "r.jsonl:2 is cut off" in out.err and "50.00" in out.out
+    p.write_text(json.dumps(rec) + "\n" + json.dumps(dict(rec, seed=1))[:25] + "\n")  # a bad line that is complete
+    code, err = run(capsys, ["report", str(p)])
+    assert_one_line_error(code, err, "r.jsonl:2 is not JSON", "pass a run directory")

@@ -224,12 +224,17 @@ def _records_from_file(path: Path) -> tuple[list[Record], list[str]]:
         data = json.loads(text)
     except json.JSONDecodeError:
         data = None
-        for i, line in enumerate(text.splitlines(), 1):
+        lines = text.splitlines()
+        for i, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
+                if i == len(lines) and not text.endswith("\n"):  # a writer killed mid-append: that record is lost
+                    print(f"easydd report: {path}:{i} is cut off (its writer was interrupted); skipping it",
+                          file=sys.stderr)
+                    continue
                 raise UserError(f"{path}:{i} is not JSON ({e.msg}); pass a run directory, a JSON or a JSONL "
                                 "results file") from None
     if data is not None:
