@@ -1,8 +1,10 @@
 """Fuzzing every file the project reads and the config parser: random bytes, truncations, bit flips and overwritten
 spans of valid files never raise anything but the project's own UserError (whose message names the fix)."""
+import atexit
 import gzip
 import os
 import pickle
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -57,6 +59,7 @@ def as_file(data: bytes, suffix: str) -> Path:
 
 
 _DIR = tempfile.mkdtemp(prefix="easydd-fuzz-")
+atexit.register(shutil.rmtree, _DIR, ignore_errors=True)
 
 
 def _valid_set() -> bytes:
