@@ -6,7 +6,7 @@ steps, neither of which this loop does.
 are trained *together*: their parameters are stacked (``torch.func.stack_module_state``) and one ``vmap`` call runs
 all K forward/backward passes, which keeps both cores busy on the tiny batches of a distilled set (IPC 1-10).
 BatchNorm networks are trained one after another with the same loop. Stacking is opt-in (``stacked=True``):
-on the 2-core CPU measured in benchmarks/, plain sequential passes were faster; on a GPU stacking is the win.
+on the 2-core CPU measured in benchmarks/, plain sequential passes were faster; on a GPU it may pay (not measured yet).
 Each network has its own initial weights, its own mini-batch order and its own augmentation draws, all derived
 from explicit seeds.
 """
