@@ -21,6 +21,8 @@ import statistics
 import time
 from pathlib import Path
 
+from easydd.sweep import choose_on_validation
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -144,7 +146,7 @@ def main() -> None:
                         return done[k]
                     get(0.0, a.seeds[0])
                     sweep = {lam: get(lam, a.seeds[0])["val_mean"] for lam in a.lambdas}
-                    best = max(sweep, key=sweep.get)
+                    best = choose_on_validation(sweep)
                     for s in a.seeds[1:]:
                         get(0.0, s)
                         get(best, s)
@@ -173,7 +175,7 @@ def write_table(jl: Path, out: Path) -> None:
         base = [r for r in rs if r["lambda_sdc"] == 0.0]
         s0 = min(r["seed"] for r in rs)
         sweep = {r["lambda_sdc"]: r["val_mean"] for r in rs if r["seed"] == s0 and r["lambda_sdc"] > 0}
-        best = max(sweep, key=sweep.get) if sweep else None
+        best = choose_on_validation(sweep)
         sdc = [r for r in rs if best is not None and r["lambda_sdc"] == best]
 
         def ms(lst):

@@ -89,3 +89,13 @@ def test_bad_grids_are_one_line_exit_2(capsys, tmp_path, extra, needle):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("easydd: error:") and needle in lines[0]
     assert not (tmp_path / "s").exists()
+
+
+def test_one_rule_chooses_the_weight_everywhere():
+    """Highest validation score, a tie to the smaller weight, unscored weights left out (sweep, report and the
+    benchmark scripts all call this one function)."""
+    from easydd.sweep import choose_on_validation
+    assert choose_on_validation({0.0: 0.50, 0.1: 0.61, 1.0: 0.61}) == 0.1
+    assert choose_on_validation({10.0: 0.2, 1.0: 0.2}) == 1.0
+    assert choose_on_validation({0.0: None, 0.3: 0.4}) == 0.3
+    assert choose_on_validation({}) is None

@@ -27,6 +27,8 @@ import json
 import time
 from pathlib import Path
 
+from easydd.sweep import choose_on_validation
+
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "results_runs"
 METHODS = ("mtt", "ftd", "tesla", "datm")
@@ -96,7 +98,7 @@ def best_lambda(method):
              and (RUNS / f"{run_name(method, lam, 0)}.json").exists()]
     if not cands:
         return None
-    return max(cands, key=lambda s: s["val_mean"])["lambda_sdc"]
+    return choose_on_validation({s["lambda_sdc"]: s["val_mean"] for s in cands})
 
 
 def random_baseline(ds, seed):

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .sweep import choose_on_validation
 
 __all__ = ["PUBLISHED", "Record", "load_records", "build_table", "render", "add_arguments", "run_from_args",
            "published"]
@@ -392,7 +393,7 @@ def _best_on_val(by_lam: dict[float, list[Record]]) -> float | None:
     def score(lam):
         v = [r.val_mean for r in scored[lam] if not common or r.seed in common]
         return statistics.fmean(v)
-    return max(sorted(by_lam), key=score)
+    return choose_on_validation({lam: score(lam) for lam in by_lam})
 
 
 def _row_label(row) -> str:

@@ -59,6 +59,13 @@ def check_grid(weights, seeds, weight_key: str) -> None:
         raise UserError(f"seeds repeat in {seeds}")
 
 
+def choose_on_validation(scores: dict) -> float | None:
+    """The project's one rule for choosing a weight: the highest validation score, a tie going to the smaller
+    weight; weights without a score (None) are not candidates. None when nothing is scored."""
+    cands = {w: v for w, v in scores.items() if v is not None}
+    return max(sorted(cands), key=cands.get) if cands else None
+
+
 def _key(r: dict) -> tuple:
     return (r["preset"], r["weight_key"], float(r["weight"]), int(r["seed"]), r.get("tag", ""))
 
@@ -195,7 +202,7 @@ def sweep(preset: str, weights, seeds, *, weight_key: str = "sdc_ratio", overrid
     seeds = list(seeds)
     run([(w, seeds[0], val_models) for w in sorted(weights)])
     scored = {w: done[key(w, seeds[0])] for w in sorted(weights)}
-    chosen = max(sorted(weights), key=lambda w: (scored[w]["val_mean"], -w))
+    chosen = choose_on_validation({w: scored[w]["val_mean"] for w in weights})
     run([(0.0, s, 0) for s in seeds] + ([(chosen, s, 0) for s in seeds] if chosen > 0 else []))
     base = [done[key(0.0, s)] for s in seeds]
     sdc = [done[key(chosen, s)] for s in seeds] if chosen > 0 else base
@@ -368,4 +375,4 @@ def run_from_args(a) -> int:
     return 0
 
 
-__all__ = ["sweep", "run_one", "cell_record", "t_interval", "check_grid", "load_records", "verdict"]
+__all__ = ["choose_on_validation", "sweep", "run_one", "cell_record", "t_interval", "check_grid", "load_records", "verdict"]
