@@ -239,15 +239,20 @@ def table() -> None:
              + (f"; measured {g['date']} by `{g['command']}`, interleaved, load {g['load_at_start'][0]:.1f}."
                 if "date" in g else "."), "",
              "## Methods at reference settings (MNIST, ConvNet-3, real batch 256)", "",
-             "| method | IPC | path | s / iteration | first iteration s | GFLOP / it | GFLOP/s | of fp32 peak | "
-             "peak RSS MiB | reference code s (allocator) | ratio |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| method | IPC | path | s / iteration | x faster than eager | first iteration s | GFLOP / it | GFLOP/s | "
+             "of fp32 peak | peak RSS MiB | reference code s (allocator) | ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    eager = {(r["method"], r["ipc"]): r.get("s_per_it") for r in res["methods"] if not r["fast"]}
     for r in res["methods"]:
         path = "bf16 + compile" if r["fast"] else "fp32 eager"
         if "error" in r:
-            lines.append(f"| {r['method'].upper()} | {r['ipc']} | {path} | failed: {r['error']} |||||||")
+            lines.append(f"| {r['method'].upper()} | {r['ipc']} | {path} | failed: {r['error']} ||||||||")
             continue
         ref = (f"{r['reference_code_s']:g} ({r['reference_code_allocator']})" if "reference_code_s" in r else "-")
-        lines.append(f"| {r['method'].upper()} | {r['ipc']} | {path} | {r['s_per_it']:.3f} | {r['first_it_s']:.1f} | "
+        e = eager.get((r["method"], r["ipc"]))
+        gain = f"{e / r['s_per_it']:.2f}" if (r["fast"] and e) else "-"
+        lines.append(f"| {r['method'].upper()} | {r['ipc']} | {path} | {r['s_per_it']:.3f} | {gain} | "
+                     f"{r['first_it_s']:.1f} | "
                      f"{f(r.get('gflop_per_it'), 1)} | {f(r.get('gflops_achieved'), 0)} | "
                      f"{f(r.get('fraction_of_fp32_peak'))} | {r['peak_rss_mib']:.0f} | {ref} | "
                      f"{f(r.get('ratio_to_reference_code'))} |")
