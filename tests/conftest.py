@@ -8,6 +8,20 @@ import torch
 torch.set_num_threads(int(os.environ.get("EASYDD_THREADS", "1")))
 
 
+@pytest.fixture(autouse=True)
+def no_reexec(monkeypatch):
+    """The CLI re-executes itself to set the allocator; under pytest it must run in-process."""
+    monkeypatch.setenv("EASYDD_NO_REEXEC", "1")
+
+
+def run_cli(capsys, *argv):
+    """``easydd ARGV`` in-process: (exit code, stdout, stderr)."""
+    from easydd.cli import main
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 @pytest.fixture
 def all_cores():
     before = torch.get_num_threads()

@@ -20,11 +20,6 @@ from easydd.distilled import Distilled
 from easydd.errors import UserError
 
 
-@pytest.fixture(autouse=True)
-def no_reexec(monkeypatch):
-    monkeypatch.setenv("EASYDD_NO_REEXEC", "1")
-
-
 class Evil:
     """Unpickling this runs code (creates a marker file): it must never happen."""
 

@@ -3,18 +3,9 @@ import json
 
 import pytest
 
-from easydd.cli import main
 
 
-@pytest.fixture(autouse=True)
-def no_reexec(monkeypatch):
-    monkeypatch.setenv("EASYDD_NO_REEXEC", "1")
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from conftest import run_cli as run  # noqa: E402  (one copy of the in-process CLI call)
 
 
 def test_info_lists_datasets_methods_presets(capsys):

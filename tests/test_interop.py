@@ -7,19 +7,10 @@ import pickle
 import pytest
 import torch
 
-from easydd.cli import main
 from easydd.distilled import Distilled
 
 
-@pytest.fixture(autouse=True)
-def no_reexec(monkeypatch):
-    monkeypatch.setenv("EASYDD_NO_REEXEC", "1")
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from conftest import run_cli as run  # noqa: E402  (one copy of the in-process CLI call)
 
 
 def one_error(code, err, needle):

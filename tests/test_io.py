@@ -18,11 +18,6 @@ from easydd.errors import RunLocked, UserError, WriteFailed
 from easydd.io import RunLock, append_jsonl, atomic_write, read_jsonl
 
 
-@pytest.fixture(autouse=True)
-def no_reexec(monkeypatch):
-    monkeypatch.setenv("EASYDD_NO_REEXEC", "1")
-
-
 def enospc(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

@@ -4,21 +4,12 @@ import json
 
 import pytest
 
-from easydd.cli import main
 
 TINY = ["dataset=digits", "iterations=1", "eval_num_models=1", "eval_epochs=1", "val_epochs=1", "sdc_net=fresh",
         "batch_real=8", "checkpoint_every=0"]
 
 
-@pytest.fixture(autouse=True)
-def no_reexec(monkeypatch):
-    monkeypatch.setenv("EASYDD_NO_REEXEC", "1")
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from conftest import run_cli as run  # noqa: E402  (one copy of the in-process CLI call)
 
 
 def sweep(capsys, out, *extra):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import hashlib
 import json
 import os
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .io import file_sha256 as _sha256
 from .distilled import atomic_write
 from .errors import DivergenceError, UserError, divergence_advice
 from .io import RunLock
@@ -178,13 +178,6 @@ def train_one_expert(x: torch.Tensor, y: torch.Tensor, settings: ExpertSettings,
     return traj, record
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _read_header(path: Path) -> dict:
     from safetensors import safe_open
@@ -290,7 +283,7 @@ def train_experts(dataset, out_dir: str | os.PathLike | None = None, num_experts
     torch.distributed group, or torchrun's environment) this process trains the experts i % world_size == rank;
     rank 0 writes the manifest after all ranks finish. Returns ``out_dir``.
     """
-    from .augment import DSA, default_strategy
+    from .augment import default_strategy
     check_recipe(num_experts=num_experts, epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum,
                  weight_decay=weight_decay, subset=subset, seed=seed)
     ds = _resolve_dataset(dataset, zca, data_root)

@@ -23,7 +23,6 @@ they are and the set is marked zca, so evaluation loads the dataset whitened too
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -34,19 +33,13 @@ from pathlib import Path
 
 import torch
 
+from .io import file_sha256 as sha256
 from .errors import UserError
 
 FORMATS = ("dc", "mtt", "ddranking")
 
 
 # -- reading ----------------------------------------------------------------------------------------------------
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def safe_load(path: Path):
