@@ -38,10 +38,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .io import file_sha256 as _sha256
 from .distilled import atomic_write
 from .errors import DivergenceError, UserError, divergence_advice
-from .io import RunLock
+from .io import RunLock, file_sha256 as _sha256
 from .nets import has_batchnorm, make_network
 from .runtime import derive_seed, generator
 
