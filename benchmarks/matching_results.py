@@ -159,7 +159,7 @@ def short_device(r) -> str:
 
 
 def write_table(jl: Path, out: Path) -> None:
-    from easydd.report import PUBLISHED  # the one copy: src/easydd/published.yaml
+    from easydd.paper.report import PUBLISHED  # the one copy: src/easydd/published.yaml
     rows = list(load_done(jl).values())
     groups: dict = {}
     for r in rows:

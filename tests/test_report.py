@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from easydd import report
+from easydd.paper import report
 from easydd.cli import main as _main
 from easydd.errors import UserError
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from easydd import study
+from easydd.paper import study
 from easydd.cli import main as _main
 from easydd.errors import UserError
 

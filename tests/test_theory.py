@@ -1,4 +1,4 @@
-"""Tests of the teacher-student simulation (easydd.theory). Fast: a few seconds in all."""
+"""Tests of the teacher-student simulation (easydd.paper.theory). Fast: a few seconds in all."""
 
 import argparse
 import json
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from easydd import theory as th
+from easydd.paper import theory as th
 
 
 def test_test_error_is_exact_at_the_extremes():

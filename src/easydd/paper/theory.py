@@ -25,8 +25,8 @@ Gaussian inputs live), so the penalty cannot be satisfied by shrinking the point
 decision boundaries of the students, i.e. make them easier (``lambda < 0`` makes them harder).
 
 All randomness goes through explicit ``numpy.random.Generator`` / ``torch.Generator`` objects; no global RNG is used.
-This module imports nothing else from easydd. Command line: ``easydd theory ...`` (via :func:`add_arguments` and
-:func:`run_from_args`) or ``python -m easydd.theory ...``.
+This module imports nothing else from easydd but ``easydd.io.atomic_write``. Command line: ``easydd theory ...``
+(via :func:`add_arguments` and :func:`run_from_args`) or ``python -m easydd.paper.theory ...``.
 """
 
 from __future__ import annotations
@@ -869,7 +869,7 @@ def _plot(prune_sum, distill_sum, xover, path, title=""):
         ax.legend(fontsize=5.5, loc="upper center", ncol=2)
     if title:
         fig.suptitle(title, fontsize=9)
-    from .io import atomic_write
+    from ..io import atomic_write
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
 
 
@@ -968,7 +968,7 @@ def write_outputs(out_dir: str, prune_rows: list[dict], distill_rows: list[dict]
             "mean", "std", "sem", "n", "gradn", "teacher_margin", "label_agreement"]
     from pathlib import Path
 
-    from .io import atomic_write  # every output appears whole or not at all
+    from ..io import atomic_write  # every output appears whole or not at all
 
     def write_csv(tmp):
         with open(tmp, "w", newline="") as fh:
@@ -1059,7 +1059,7 @@ def cli(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m easydd.theory [options]``."""
+    """``python -m easydd.paper.theory [options]``."""
     parser = argparse.ArgumentParser(prog="easydd theory", description="Teacher-student simulation of data pruning "
                                      "(Sorscher et al. 2022) and of dataset distillation with the SDC penalty.")
     add_arguments(parser)

@@ -33,8 +33,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
-from .sweep import choose_on_validation
+from ..errors import UserError
+from ..sweep import choose_on_validation
 
 __all__ = ["PUBLISHED", "Record", "load_records", "build_table", "render", "add_arguments", "run_from_args",
            "published"]
@@ -516,7 +516,7 @@ START, END = "<!-- easydd report: start -->", "<!-- easydd report: end -->"
 
 def splice_into(path: Path, section: str, placeholder: str = "RESULTS_PLACEHOLDER") -> None:
     """Put ``section`` into a markdown file between the report markers (or in place of ``placeholder``)."""
-    from .distilled import atomic_write
+    from ..distilled import atomic_write
     text = path.read_text() if path.exists() else ""
     block = f"{START}\n{section.rstrip()}\n{END}"
     if START in text and END in text and text.index(START) < text.index(END):
@@ -564,7 +564,7 @@ def run_from_args(args) -> int:
     md = render(records, list(args.figures) + figs, title=args.title or None, sdc=args.sdc, command=command,
                 out_dir=base, details=not args.no_details)
     if out:
-        from .distilled import atomic_write
+        from ..distilled import atomic_write
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(out, lambda tmp: Path(tmp).write_text(md))
         print(f"wrote {out} ({len(records)} runs)")

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import UserError
-from .runtime import derive_seed, generator
+from ..errors import UserError
+from ..runtime import derive_seed, generator
 
 __all__ = ["add_arguments", "run_from_args", "selection_study", "difficulty_study", "eval_epochs_for",
            "pick_by_rule", "write_selection_outputs", "write_difficulty_outputs", "RULES", "GM_METHODS",
@@ -48,13 +48,13 @@ def _log(msg: str) -> None:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    from .distilled import atomic_write
+    from ..distilled import atomic_write
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _load_dataset(name: str):
-    from .data import load_dataset
+    from ..data import load_dataset
     try:
         return load_dataset(name)
     except UserError:  # DataError and every other user error: its message already names the fix
@@ -110,8 +110,8 @@ def _score_pools(dataset, pools, panel, chunk: int = 64) -> dict[int, torch.Tens
     """GraDN of every pool image, per class; cached beside the panel (keyed by the panel and the pool's indices)."""
     import hashlib
     from safetensors.torch import load_file, save_file
-    from .difficulty import default_panel_dir
-    from .distilled import atomic_write
+    from ..difficulty import default_panel_dir
+    from ..distilled import atomic_write
     h = hashlib.sha256(repr([p.tolist() for p in pools]).encode()).hexdigest()[:12]
     key = panel.meta.get("cache_key")
     file = default_panel_dir() / f"{key}-scores-{h}.safetensors" if key else None
@@ -144,9 +144,9 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def selection_study(a) -> dict:
-    from .distilled import Distilled
-    from .evaluate import evaluate_distilled
-    from .difficulty import reference_panel
+    from ..distilled import Distilled
+    from ..evaluate import evaluate_distilled
+    from ..difficulty import reference_panel
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -302,8 +302,8 @@ def write_selection_outputs(out: Path) -> dict:
 
 
 def _plot_selection(path: Path, summ: dict, datasets: list[str]) -> None:
-    from .plots import subplots
-    from .distilled import atomic_write
+    from ..plots import subplots
+    from ..distilled import atomic_write
     fig, axes = subplots(2, len(datasets), figsize=(4.2 * len(datasets), 5.6), squeeze=False,
                              gridspec_kw={"height_ratios": [2, 1]}, sharex="col")
     for k, d in enumerate(datasets):
@@ -337,7 +337,7 @@ def _plot_selection(path: Path, summ: dict, datasets: list[str]) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 def _preset_for(method: str, dataset: str, ipc: int) -> str | None:
-    from .config import all_presets
+    from ..config import all_presets
     presets = all_presets()
     for name in (f"{method}-{dataset}-ipc{ipc}-cpu", f"{method}-{dataset}-ipc{ipc}"):
         if name in presets:
@@ -360,7 +360,7 @@ OWN_INIT = ("datm",)
 
 def _family(method: str) -> str:
     """The method class's family (gradient, distribution, trajectory), 'other' for a name that is no method."""
-    from .methods import get_method
+    from ..methods import get_method
     try:
         return get_method(method).family
     except UserError:
@@ -368,10 +368,10 @@ def _family(method: str) -> str:
 
 
 def difficulty_study(a) -> dict:
-    from .config import build_config
-    from .difficulty import reference_panel
-    from .distill import distill
-    from .methods import method_params
+    from ..config import build_config
+    from ..difficulty import reference_panel
+    from ..distill import distill
+    from ..methods import method_params
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -447,9 +447,9 @@ def _add_norms(rec: dict, ds, a, panel) -> None:
     that merely shrinks looks easier); rec['hard_start'/'hard_end'/'hard_ratio']: GraDN of the images with their
     class as a hard label (methods with soft labels, TESLA and DATM, are tracked against their current soft labels,
     which move too; this separates what the images did)."""
-    from .config import build_config
-    from .distilled import Distilled
-    from .methods import get_method, method_params
+    from ..config import build_config
+    from ..distilled import Distilled
+    from ..methods import get_method, method_params
     try:
         run_dir = Path(rec["run_dir"])
         raw = _run_config(run_dir)
@@ -479,7 +479,7 @@ def _run_config(run_dir: Path) -> dict:
 
 def _write_difficulty(out: Path, dataset: str, results: dict, a) -> None:
     # another process may be filling other IPCs into the same file: keep its runs (under a lock)
-    from .difficulty import _file_lock
+    from ..difficulty import _file_lock
     jf = out / f"difficulty-{dataset}.json"
     with _file_lock(Path(a.runs) / f".difficulty-{dataset}.lock"):  # beside the runs, not the results
         if jf.is_file():
@@ -578,8 +578,8 @@ def _every(runs: list[dict], meta: dict) -> str:
 
 
 def _plot_difficulty(path: Path, runs: list[dict], dataset: str) -> None:
-    from .plots import subplots
-    from .distilled import atomic_write
+    from ..plots import subplots
+    from ..distilled import atomic_write
     ipcs = sorted({r["ipc"] for r in runs if r.get("curve")})
     if not ipcs:
         return
