@@ -13,6 +13,15 @@ def test_info_lists_datasets_methods_presets(capsys):
     assert code == 0 and "digits" in out and "dsa" in out and "dsa-mnist-ipc1-cpu" in out
 
 
+def test_python_dash_m_easydd_cli_is_the_command():
+    """The fast-allocator re-execution runs `python -m easydd.cli ...` (easydd/cli/__main__.py)."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "easydd.cli", "--threads", "0", "info"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip() == ("easydd: error: --threads must be >= 1 (got 0); leave it out "
+                                                      "to use every core")
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["distill", "method=nope"], "unknown method"),
     (["distill", "dataset=imagenet-9000", "iterations=1"], "dataset"),
