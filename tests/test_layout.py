@@ -118,3 +118,43 @@ def test_no_import_circles():
     for m in sorted(graph):
         if m not in state:
             visit(m)
+
+
+def _cli_flags() -> dict[str, set[str]]:
+    """Every --flag of every (sub)command -> the commands that take it."""
+    import argparse
+    from easydd.cli import build_parser
+
+    def walk(p, path):
+        for act in p._actions:
+            if isinstance(act, argparse._SubParsersAction):
+                for name, sp in act.choices.items():
+                    yield from walk(sp, path + [name])
+            for o in act.option_strings:
+                if o.startswith("--") and o != "--help":
+                    yield o, " ".join(path)
+    out: dict[str, set[str]] = {}
+    for flag, cmd in walk(build_parser(), []):
+        out.setdefault(flag, set()).add(cmd)
+    return out
+
+
+def test_every_flag_is_a_config_key_or_listed_in_docs_cli():
+    """docs/cli.md is the one table of flags: each flag of each command is in it with its commands, and nothing
+    listed there is gone. A flag spelled like a run setting must mean that setting (it is listed as such)."""
+    from easydd.config import RUN_KEYS
+    table = {}
+    for line in (ROOT / "docs" / "cli.md").read_text().splitlines():
+        m = re.match(r"\| `(--[\w-]+)` \| ([^|]*) \| (.*) \|$", line)
+        if m:
+            table[m.group(1)] = ({c.strip() for c in m.group(2).split(",") if c.strip()}, m.group(3))
+    flags = _cli_flags()
+    missing = sorted(set(flags) - set(table))
+    stale = sorted(set(table) - set(flags))
+    assert not missing and not stale, f"docs/cli.md: missing {missing}, listed but gone {stale}"
+    for flag, cmds in flags.items():
+        listed = table[flag][0]
+        assert cmds - {""} <= listed | ({"all (before the command)"} if "" in cmds else set()), (flag, cmds, listed)
+        key = flag[2:].replace("-", "_")
+        if key in RUN_KEYS:
+            assert f"`{key}`" in table[flag][1], f"{flag} is spelled like the run setting {key}; say so in docs/cli.md"

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="SDC weight of the second run as rho = |d lambda R| / |d L_match| (default 0.1: the weight "
                         "validation chose for DC, DSA and DM at MNIST IPC 1, docs/sdc.md)")
     p.add_argument("--eval-epochs", type=int, default=300)
-    p.add_argument("--num-models", type=int, default=3, help="evaluation networks per set (default 3, to fit 10 minutes)")
+    p.add_argument("--num-models", "--eval-num-models", type=int, default=3, help="evaluation networks per set (default 3, to fit 10 minutes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--quiet", action="store_true")

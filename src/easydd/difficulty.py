@@ -543,8 +543,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("target", metavar="TARGET",
                         help="a run directory, a distilled .safetensors file, or a dataset name (e.g. mnist)")
     parser.add_argument("--model", default="ConvNet", help="architecture of the reference panel (default ConvNet)")
-    parser.add_argument("--num-models", type=int, default=4, help="networks (seeds) in the panel (default 4)")
-    parser.add_argument("--epochs", type=int, default=1,
+    parser.add_argument("--num-models", "--panel-models", type=int, default=4, help="networks (seeds) in the panel (default 4)")
+    parser.add_argument("--epochs", "--panel-epochs", type=int, default=1,
                         help="training epochs of the panel networks (default 1)")
     parser.add_argument("--checkpoints", type=int, nargs="+", default=None, metavar="EPOCH",
                         help="epochs at which panel members are kept (default: the last; e.g. 0 1 adds the "

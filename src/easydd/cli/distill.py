@@ -5,7 +5,7 @@ from __future__ import annotations
 def add_arguments(p) -> None:
     p.add_argument("--preset", default=None, help="a preset name from `easydd info`")
     p.add_argument("overrides", nargs="*", help="key=value settings, e.g. method=dsa ipc=10 lambda_sdc=0.01")
-    p.add_argument("--out", default=None, help="output root (default runs/)")
+    p.add_argument("--out", "--out-dir", default=None, help="output root (default runs/)")
     p.add_argument("--name", default=None, help="run name (default <method>-<dataset>-ipc<k>[-sdc<l>]-s<seed>)")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")

@@ -10,9 +10,9 @@ from ..errors import UserError
 
 def add_eval_arguments(p) -> None:
     """The evaluation protocol's flags, the same for `eval` and `select`."""
-    p.add_argument("--models", nargs="+", default=["ConvNet"], help="architectures to evaluate (cross-architecture)")
-    p.add_argument("--num-models", type=int, default=5, help="networks trained per architecture")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 1000 with DSA, 300 without)")
+    p.add_argument("--models", "--eval-models", nargs="+", default=["ConvNet"], help="architectures to evaluate (cross-architecture)")
+    p.add_argument("--num-models", "--eval-num-models", type=int, default=5, help="networks trained per architecture")
+    p.add_argument("--epochs", "--eval-epochs", type=int, default=None, help="training epochs (default 1000 with DSA, 300 without)")
     p.add_argument("--no-dsa", action="store_true", help="plain augmentation instead of DSA during evaluation")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the set's learned lr or 0.01)")
     p.add_argument("--seed", type=int, default=0)

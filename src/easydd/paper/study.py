@@ -617,8 +617,8 @@ def add_arguments(parser) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0],
                    help="evaluation seeds (networks' init, batch order; the random rule's subset)")
     p.add_argument("--eval-model", default="ConvNet", help="architecture trained on each subset (default ConvNet)")
-    p.add_argument("--num-models", type=int, default=1, help="networks trained per subset and seed (default 1)")
-    p.add_argument("--epochs", type=int, default=300, help="epochs when the step budget allows (default 300)")
+    p.add_argument("--num-models", "--eval-num-models", type=int, default=1, help="networks trained per subset and seed (default 1)")
+    p.add_argument("--epochs", "--eval-epochs", type=int, default=300, help="epochs when the step budget allows (default 300)")
     p.add_argument("--max-steps", type=int, default=300,
                    help="at most this many SGD steps per network: fewer epochs for large IPC (default 300; 0 = "
                         "no budget)")
