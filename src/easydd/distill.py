@@ -217,6 +217,23 @@ def load_checkpoint(ckpt: Path) -> tuple[dict, dict | None, int]:
     return state, saved, it
 
 
+def _final_evaluation(cfg: RunConfig, dataset, run_dir: Path, distilled: Distilled, method, best: dict,
+                      progress: bool, device, log) -> dict:
+    """The test-split evaluation of the last set, of each extra set a method saves (``last_<name>``) and of the
+    set chosen on validation (``best_on_val``), all under the run's one evaluation protocol."""
+    def ev(d: Distilled) -> dict:
+        return evaluate_distilled(d, dataset, models=cfg.eval_models, num_models=cfg.eval_num_models,
+                                  epochs=cfg.eval_epochs, dsa=cfg.eval_dsa, seed=cfg.seed, progress=progress,
+                                  device=device)
+    out = {"last": ev(distilled)}
+    log("final evaluation (last set, test split):\n" + format_result(out["last"]))
+    for k in method.extra_tensors():
+        out[f"last_{k}"] = ev(Distilled.load(run_dir / f"distilled_{k}.safetensors"))
+    if best["iteration"] is not None:
+        out["best_on_val"] = ev(Distilled.load(run_dir / "best.safetensors"))
+    return out
+
+
 def _distill_in(run_dir: Path, cfg: RunConfig, dataset, method, device, t_start: float, *, progress: bool,
                 resume: bool, final_eval: bool, panel) -> RunResult:
     """The run itself, in ``run_dir`` (locked by the caller)."""
@@ -333,22 +350,7 @@ def _distill_in(run_dir: Path, cfg: RunConfig, dataset, method, device, t_start:
         metrics["final_gradn_iteration"] = tracked[-1]["iteration"]
         metrics["initial_gradn"] = tracked[0]["gradn"]
     if final_eval:
-        res = evaluate_distilled(distilled, dataset, models=cfg.eval_models, num_models=cfg.eval_num_models,
-                                 epochs=cfg.eval_epochs, dsa=cfg.eval_dsa, seed=cfg.seed, progress=progress,
-                                 device=device)
-        metrics["last"] = res
-        log("final evaluation (last set, test split):\n" + format_result(res))
-        for k in method.extra_tensors():
-            d = Distilled.load(run_dir / f"distilled_{k}.safetensors")
-            metrics[f"last_{k}"] = evaluate_distilled(d, dataset, models=cfg.eval_models,
-                                                      num_models=cfg.eval_num_models, epochs=cfg.eval_epochs,
-                                                      dsa=cfg.eval_dsa, seed=cfg.seed, progress=progress,
-                                                      device=device)
-        if best["iteration"] is not None:
-            metrics["best_on_val"] = evaluate_distilled(Distilled.load(run_dir / "best.safetensors"), dataset,
-                                                        models=cfg.eval_models, num_models=cfg.eval_num_models,
-                                                        epochs=cfg.eval_epochs, dsa=cfg.eval_dsa, seed=cfg.seed,
-                                                        progress=progress, device=device)
+        metrics.update(_final_evaluation(cfg, dataset, run_dir, distilled, method, best, progress, device, log))
     metrics["total_seconds"] = time.perf_counter() - t_start
     metrics["peak_rss_mib"] = PeakMemory.rss_mib()
     atomic_write(run_dir / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2,
