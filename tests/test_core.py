@@ -215,3 +215,20 @@ def test_evaluate_records_its_device(digits):
     r = evaluate_distilled(select(digits, "random", 1, seed=0), digits, models=["ConvNet"], num_models=1,
                            epochs=1, progress=False, device="cpu")
     assert r["device"] == "cpu"
+
+
+def test_thread_count_honours_the_users_openmp_setting(monkeypatch):
+    from easydd.runtime import set_threads
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("EASYDD_THREADS", raising=False)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert set_threads() == 1
+        monkeypatch.setenv("EASYDD_THREADS", "2")
+        assert set_threads() == 2          # easydd's own variable wins over OpenMP's
+        assert set_threads(1) == 1         # and --threads over both
+        monkeypatch.delenv("EASYDD_THREADS")
+        monkeypatch.setenv("OMP_NUM_THREADS", "not-a-number")
+        assert set_threads() >= 1          # unparseable: every core, never a crash
+    finally:
+        torch.set_num_threads(before)

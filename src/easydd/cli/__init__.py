@@ -49,7 +49,7 @@ PLUGINS = {
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="easydd", description="dataset distillation with Sample Difficulty Correction")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: EASYDD_THREADS, else OMP_NUM_THREADS, else all cores)")
     sub = ap.add_subparsers(dest="command", required=True)
     for name, (mod, help_) in COMMANDS.items():
         mod.add_arguments(sub.add_parser(name, help=help_))
