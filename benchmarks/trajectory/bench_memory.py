@@ -1,4 +1,5 @@
-"""Peak memory and time per iteration of MTT (full unroll) vs TESLA (constant memory) at syn_steps 10, 20, 40.
+"""Peak memory and time per iteration of MTT (full unroll) vs TESLA (constant memory) at syn_steps 10, 20, 40,
+and of MTT with ``unroll=adjoint`` (the exact two-pass backward: memory flat in syn_steps).
 
 Each setting runs in a FRESH process (peak RSS = ru_maxrss of that process, so settings cannot inherit each
 other's peaks). Reported: peak RSS of the whole process, the RSS just before the first iteration (torch +
@@ -8,7 +9,7 @@ per iteration after one warm-up iteration.
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 PYTHONPATH=src \
         .venv/bin/python benchmarks/trajectory/bench_memory.py --buffer buffers/mnist_ConvNetW32_cpu
 
-Writes benchmarks/trajectory/memory.json and memory.md.
+Writes benchmarks/trajectory/memory.json and memory.md (``--append``: keep the rows of other settings).
 """
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ def one(args) -> dict:
     from easydd.data import load_dataset
     from easydd.methods import get_method, method_params
     ds = load_dataset(args.dataset)
-    method = "tesla" if args.method.startswith("tesla") else args.method
+    method = args.method.split("-")[0]
     extra = {"exact": True} if args.method == "tesla-exact" else {}
+    if args.method == "mtt-adjoint":
+        extra["unroll"] = "adjoint"
     if method == "tesla":
         extra["soft_labels"] = False  # same labels as MTT: only the backward differs
     cfg = build_config(None, dict(method=method, dataset=args.dataset, ipc=args.ipc, model=args.model,
@@ -72,7 +75,8 @@ def main():
     p.add_argument("--ipc", type=int, default=10)
     p.add_argument("--batch-syn", type=int, default=0, help="0: the whole IPC-10 set (100 images) per step")
     p.add_argument("--steps", default="10,20,40")
-    p.add_argument("--methods", default="mtt,tesla,tesla-exact")
+    p.add_argument("--methods", default="mtt,mtt-adjoint,tesla,tesla-exact")
+    p.add_argument("--append", action="store_true", help="merge into memory.json instead of replacing it")
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--report-only", action="store_true", help="rewrite memory.md from memory.json")
@@ -109,6 +113,11 @@ def main():
             "wall_seconds": round(time.time() - t_start, 1),
             "command": "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 PYTHONPATH=src .venv/bin/python "
                        "benchmarks/trajectory/bench_memory.py " + " ".join(sys.argv[1:])}
+    if args.append and (HERE / "memory.json").exists():
+        old = json.loads((HERE / "memory.json").read_text())
+        new_keys = {(r["method"], r["syn_steps"]) for r in rows}
+        rows = [r for r in old["rows"] if (r["method"], r["syn_steps"]) not in new_keys] + rows
+        meta["appended_to"] = old["meta"]
     (HERE / "memory.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     (HERE / "memory.md").write_text(markdown(meta, rows))
 
@@ -134,11 +143,16 @@ def markdown(meta, rows) -> str:
              f"- load average (1, 5, 15 min) at start {tuple(round(x, 1) for x in meta['load_avg_at_start'])}, "
              f"at end {tuple(round(x, 1) for x in meta['load_avg_at_end'])} (the machine is shared: times are "
              "noisy, memory is not)",
-             f"- command: `{meta['command']}`", "",
+             f"- command: `{meta['command']}`"]
+    if "appended_to" in meta:
+        prev = meta["appended_to"]
+        lines.append(f"- the rows of other settings are from {prev['date']} (`{prev['command']}`)")
+    lines += ["",
              "Each row is a fresh process. `peak` = ru_maxrss; `before` = RSS after loading torch, the dataset and "
              "the synthetic set, just before iteration 0; `added` = peak - before (what the unroll costs). One thread "
              "per process. TESLA rows use hard labels (soft_labels=false) so that only the backward differs from "
-             "MTT; `tesla-exact` is the exact-adjoint variant (keeps theta_k: syn_steps x num_params floats). "
+             "MTT; `tesla-exact` is the exact-adjoint variant (keeps theta_k: syn_steps x num_params floats); `mtt-adjoint` "
+             "is MTT with unroll=adjoint, the same exact two-pass backward (the full unroll's gradient). "
              "Model ConvNetW32 on MNIST, IPC 10 (100 images, all in every step), expert buffer "
              "`buffers/mnist_ConvNetW32_cpu`; 3 timed iterations after one warm-up.", "",
              "| method | syn_steps | images/step | peak RSS (MiB) | before (MiB) | added (MiB) | s / iteration |",

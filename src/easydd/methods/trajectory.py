@@ -11,7 +11,11 @@ Images (SGD momentum 0.5, ``lr_img``), the step size (SGD momentum 0.5, ``lr_lr`
 (SGD momentum 0.9, ``lr_y``) each have their own optimiser. The student is called functionally
 (``torch.func.functional_call``) on one flat parameter vector.
 
-- MTT: the unroll is differentiated as a whole (memory grows with syn_steps).
+- MTT: the unroll is differentiated as a whole (``unroll=graph``, the reference; memory grows with syn_steps).
+  ``unroll=adjoint`` (MTT, FTD, DATM) gives the same gradient up to rounding with memory flat in syn_steps: TESLA's
+  exact two-pass backward below, which keeps theta_k (syn_steps x num_params floats) instead of every step's
+  activations (benchmarks/trajectory/memory.md: MTT's added memory 1.2 -> 4.4 GiB from 10 to 40 steps, the exact
+  adjoint's 0.35 GiB at every length).
 - FTD: MTT on flat experts (trained with SAM/GSAM: ``easydd experts --sam RHO``) plus an exponential moving average
   of the images (``ema_decay``); both sets are saved and evaluated (``extra_tensors()['ema']``).
 - TESLA: constant memory. Pass 1 runs the unroll without any graph to the synthetic data and keeps only the step
@@ -189,6 +193,8 @@ class TMParams:
     max_loss: float = 100.0        # divergence guard on the normalised matching loss
     verify_buffer: bool = True     # check each expert file's sha256 on first use
     expert_recipe: dict | None = None  # how the buffer is made (`easydd experts --preset NAME`); checked if given
+    unroll: str = "graph"          # graph: autograd through the whole unroll (reference); adjoint: exact two-pass
+    #                                backward, same gradient up to rounding, memory flat in syn_steps
 
 
 @dataclass
@@ -202,6 +208,7 @@ class TESLAParams(TMParams):
     soft_labels: bool = False      # True: label the images with the target expert's softmax each iteration
     #                                (the reference's --teacher_label, used there for ImageNet-1K only)
     exact: bool = False            # False: TESLA's published first-order gradient; True: exact adjoint
+    unroll: str = "adjoint"        # TESLA is the two-pass backward; ``exact`` picks its adjoint
 
 
 @dataclass
@@ -221,12 +228,17 @@ class MTT(Method):
     Params = TMParams
     flat_experts = False   # default buffer directory: SAM experts?
     learn_labels = False
+    unrolls = ("graph", "adjoint")  # backward modes this method offers (the ``unroll`` setting)
 
     def __init__(self, cfg, dataset, device="cpu"):
         super().__init__(cfg, dataset, device)
         p = self.p
         if p.syn_steps < 1 or p.expert_epochs < 1:
             raise UserError(f"syn_steps and expert_epochs must be >= 1 (got {p.syn_steps}, {p.expert_epochs})")
+        if p.unroll not in self.unrolls:
+            raise UserError(f"{self.name}: unroll={p.unroll!r} is not offered; choose {' or '.join(self.unrolls)}"
+                            + (" (TESLA always recomputes one step at a time; exact=true gives the full unroll's "
+                               "gradient)" if self.name == "tesla" else ""))
         if not 0 <= p.min_start_epoch < p.max_start_epoch:
             raise UserError(f"need 0 <= min_start_epoch < max_start_epoch (got {p.min_start_epoch}, "
                             f"{p.max_start_epoch})")
@@ -345,6 +357,8 @@ class MTT(Method):
 
     def gradients(self, start, target, steps, labels) -> tuple[torch.Tensor, torch.Tensor]:
         """Sets .grad on every learnable; returns (matching loss, R) as detached tensors."""
+        if self.p.unroll == "adjoint":
+            return self.adjoint_gradients(start, target, steps, labels, exact=True)
         lam, mode = self.fresh_lambda(), self.cfg.sdc_mode
         theta_n, norms = unroll(self.fwd, start, steps, self.images, labels, self.lr, self.aug,
                                 sdc_graph=(lam > 0 and mode == "batch"))
@@ -359,6 +373,25 @@ class MTT(Method):
         for t, gr in zip(ins, torch.autograd.grad(total, ins)):
             t.grad = gr
         return loss.detach(), sdc.detach()
+
+    def adjoint_gradients(self, start, target, steps, labels, exact: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same contract as ``gradients`` through ``tesla_gradients`` (two passes, one step's graph alive)."""
+        lam, mode = self.fresh_lambda(), self.cfg.sdc_mode
+        r = tesla_gradients(self.fwd, start, target, steps, self.images, labels, self.lr, self.aug,
+                            lam_sdc=lam if mode == "batch" else 0.0, exact=exact, learn_labels=self.learn_labels)
+        img_grad, sdc = r["images"], r["sdc"]
+        lab_grad = r["labels"]
+        if lam > 0 and mode == "sample":
+            sdc = self.sample_sdc(start, labels)
+            extra = torch.autograd.grad(lam * sdc, [self.images] + ([self.labels] if self.learn_labels else []))
+            img_grad = img_grad + extra[0]
+            if self.learn_labels:
+                lab_grad = lab_grad + extra[1]
+        self.images.grad = img_grad
+        self.lr.grad = r["lr"].reshape(self.lr.shape)
+        if self.learn_labels:
+            self.labels.grad = lab_grad
+        return r["loss"].detach(), sdc.detach()
 
     def step(self, it: int) -> dict[str, float]:
         g = self.rng(it)
@@ -448,6 +481,7 @@ class FTD(MTT):
 class TESLA(MTT):
     name = "tesla"
     Params = TESLAParams
+    unrolls = ("adjoint",)
 
     def init_synthetic(self) -> None:
         super().init_synthetic()
@@ -460,23 +494,7 @@ class TESLA(MTT):
         return self.labels
 
     def gradients(self, start, target, steps, labels):
-        lam, mode = self.fresh_lambda(), self.cfg.sdc_mode
-        r = tesla_gradients(self.fwd, start, target, steps, self.images, labels, self.lr, self.aug,
-                            lam_sdc=lam if mode == "batch" else 0.0, exact=self.p.exact,
-                            learn_labels=self.learn_labels)
-        img_grad, sdc = r["images"], r["sdc"]
-        lab_grad = r["labels"]
-        if lam > 0 and mode == "sample":
-            sdc = self.sample_sdc(start, labels)
-            extra = torch.autograd.grad(lam * sdc, [self.images] + ([self.labels] if self.learn_labels else []))
-            img_grad = img_grad + extra[0]
-            if self.learn_labels:
-                lab_grad = lab_grad + extra[1]
-        self.images.grad = img_grad
-        self.lr.grad = r["lr"].reshape(self.lr.shape)
-        if self.learn_labels:
-            self.labels.grad = lab_grad
-        return r["loss"].detach(), sdc.detach()
+        return self.adjoint_gradients(start, target, steps, labels, exact=self.p.exact)
 
 
 class DATM(MTT):
