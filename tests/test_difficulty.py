@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from easydd import difficulty as dif
+from easydd.cli import difficulty as dif_cli  # the command's glue (the scores are easydd.difficulty)
 from easydd.difficulty import Panel, PanelError, el2n_scores, per_sample_grad_norms, reference_panel
 from easydd.errors import UserError
 from easydd.nets import make_network
@@ -247,21 +247,21 @@ def test_reference_panel_is_cached_and_shared(tmp_path, monkeypatch):
 
 def parse(argv):
     p = argparse.ArgumentParser()
-    dif.add_arguments(p)
+    dif_cli.add_arguments(p)
     return p.parse_args(argv)
 
 
 def test_command_on_a_distilled_run_and_a_dataset(tmp_path, monkeypatch, capsys):
     from easydd.distilled import Distilled
     ds = toy_dataset()
-    monkeypatch.setattr(dif, "_load_dataset", lambda name, zca=False: ds if name == "toy" else
+    monkeypatch.setattr(dif_cli, "_load_dataset", lambda name, zca=False: ds if name == "toy" else
                         (_ for _ in ()).throw(UserError(f"unknown dataset {name!r}")))
     run = tmp_path / "run"
     imgs, labels = toy_tensors(20, seed=5)
     Distilled(imgs, labels, meta={"dataset": "toy", "ipc": 2}).save(run / "distilled.safetensors")
     common = ["--model", "MLP", "--num-models", "1", "--epochs", "1", "--cache-dir", str(tmp_path / "cache")]
 
-    assert dif.run_from_args(parse([str(run), *common, "--max-samples", "40"])) == 0
+    assert dif_cli.run_from_args(parse([str(run), *common, "--max-samples", "40"])) == 0
     summary = json.loads((run / "difficulty.json").read_text())
     rows = list(csv.DictReader((run / "difficulty.csv").open()))
     assert len(rows) == 20 and set(rows[0]) == {"index", "label", "gradn", "el2n"}
@@ -272,14 +272,14 @@ def test_command_on_a_distilled_run_and_a_dataset(tmp_path, monkeypatch, capsys)
     assert "GraDN" in out and "per class" in out
 
     out_dir = tmp_path / "test-split"
-    s = dif.measure_from_args(parse(["toy", *common, "--split", "test", "--out", str(out_dir),
+    s = dif_cli.measure_from_args(parse(["toy", *common, "--split", "test", "--out", str(out_dir),
                                      "--checkpoints", "0", "1"]))
     assert s["scores"]["n"] == 20 and s["panel_members"] == 2 and s["panel"]["checkpoints"] == [0, 1]
     assert len((out_dir / "difficulty.csv").read_text().splitlines()) == 21
 
     with pytest.raises(UserError, match="no such file"):
-        dif.run_from_args(parse([str(tmp_path / "nope.safetensors"), *common]))
+        dif_cli.run_from_args(parse([str(tmp_path / "nope.safetensors"), *common]))
     with pytest.raises(UserError, match="split"):
-        dif.run_from_args(parse(["toy", *common, "--split", "distilled"]))
+        dif_cli.run_from_args(parse(["toy", *common, "--split", "distilled"]))
     with pytest.raises(UserError, match="unknown dataset"):
-        dif.run_from_args(parse(["imagenet-9000", *common]))
+        dif_cli.run_from_args(parse(["imagenet-9000", *common]))

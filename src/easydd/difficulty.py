@@ -17,12 +17,14 @@ not depend on which other samples share its chunk.
 A :class:`Panel` is a list of state dicts (plain tensors) and one template module (on the ``meta`` device: it holds
 the structure only). :func:`reference_panel` builds the panel for a dataset once and caches it on disk, so every
 method and every run on that dataset is measured against the same networks.
+
+This module is the library part. The command ``easydd difficulty`` lives in ``easydd.cli.difficulty`` and its
+histograms in ``easydd.difficulty_plots``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,22 +35,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
+from .errors import PanelError  # a UserError: the message names the fix; the CLI exits with code 2
 from .nets import make_network
 from .runtime import derive_seed, generator
 from .train import Ensemble, TrainSpec, soft_cross_entropy
 
-# the package-wide "error the user caused" class (message names the fix; the CLI exits with code 2)
-from .errors import PanelError, UserError as _UserError
-
 __all__ = ["per_sample_grad_norms", "el2n_scores", "Panel", "PanelError", "reference_panel", "default_panel_dir",
-           "summarise", "add_arguments", "run_from_args", "measure_from_args", "PANEL_FORMAT", "PANEL_VERSION"]
+           "summarise", "PANEL_FORMAT", "PANEL_VERSION"]
 
 PANEL_FORMAT = "easydd-panel"
 PANEL_VERSION = 1
-
-
-def _user_error(msg: str) -> Exception:
-    return _UserError(msg)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -185,6 +181,28 @@ def _as_training_data(data, num_classes: int | None):
     return x, y, k, tuple(x.shape[1:]), name
 
 
+def _checked_checkpoints(num_models: int, epochs: int, checkpoints: Sequence[int] | None) -> list[int]:
+    """The sorted epochs at which panel members are kept (default: the last), after checking the counts."""
+    if num_models < 1:
+        raise PanelError(f"num_models must be at least 1, got {num_models}")
+    if epochs < 0:
+        raise PanelError(f"epochs must be >= 0, got {epochs}")
+    cps = sorted({int(c) for c in ((epochs,) if checkpoints is None else checkpoints)})
+    if not cps or cps[0] < 0 or cps[-1] > epochs:
+        raise PanelError(f"checkpoints {list(checkpoints or [])} must lie in 0..epochs ({epochs})")
+    return cps
+
+
+def _training_subset(x: torch.Tensor, y: torch.Tensor, subset: int | None, seed: int):
+    """(x, y), or a seeded random ``subset`` of them (in their original order) when it is smaller than the set."""
+    n_all = x.shape[0]
+    if subset is not None and 0 < int(subset) < n_all:
+        idx = torch.randperm(n_all, generator=generator(derive_seed(seed, "panel-subset")))[:int(subset)]
+        idx = idx.sort().values
+        x, y = x[idx], y[idx]
+    return x, y
+
+
 class Panel:
     """A fixed panel of reference networks (seeds x checkpoints) on which difficulty is measured.
 
@@ -301,18 +319,8 @@ class Panel:
         """
         x, y, k, shape, name = _as_training_data(data, num_classes)
         num_models, epochs = int(num_models), int(epochs)
-        if num_models < 1:
-            raise PanelError(f"num_models must be at least 1, got {num_models}")
-        if epochs < 0:
-            raise PanelError(f"epochs must be >= 0, got {epochs}")
-        cps = sorted({int(c) for c in ((epochs,) if checkpoints is None else checkpoints)})
-        if not cps or cps[0] < 0 or cps[-1] > epochs:
-            raise PanelError(f"checkpoints {list(checkpoints or [])} must lie in 0..epochs ({epochs})")
-        n_all = x.shape[0]
-        if subset is not None and 0 < int(subset) < n_all:
-            idx = torch.randperm(n_all, generator=generator(derive_seed(seed, "panel-subset")))[:int(subset)]
-            idx = idx.sort().values
-            x, y = x[idx], y[idx]
+        cps = _checked_checkpoints(num_models, epochs, checkpoints)
+        x, y = _training_subset(x, y, subset, seed)
         seeds = [derive_seed(seed, "panel-net", i) for i in range(num_models)]
         ens = Ensemble(model, shape[0], k, shape[1:], seeds, device=device, **(net_kwargs or {}))
         states: list[dict] = []
@@ -513,7 +521,7 @@ def reference_panel(dataset, model: str = "ConvNet", num_models: int = 4, epochs
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# summaries, command line
+# summaries
 # ---------------------------------------------------------------------------------------------------------------
 
 def summarise(gradn: torch.Tensor, el2n: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -536,193 +544,3 @@ def summarise(gradn: torch.Tensor, el2n: torch.Tensor, labels: torch.Tensor) -> 
                              "el2n": float(el2n.detach().cpu()[m].double().mean())}
     out["per_class"] = per_class
     return out
-
-
-def add_arguments(parser) -> None:
-    """Arguments of ``easydd difficulty TARGET``."""
-    parser.add_argument("target", metavar="TARGET",
-                        help="a run directory, a distilled .safetensors file, or a dataset name (e.g. mnist)")
-    parser.add_argument("--model", default="ConvNet", help="architecture of the reference panel (default ConvNet)")
-    parser.add_argument("--num-models", "--panel-models", type=int, default=4, help="networks (seeds) in the panel (default 4)")
-    parser.add_argument("--epochs", "--panel-epochs", type=int, default=1,
-                        help="training epochs of the panel networks (default 1)")
-    parser.add_argument("--checkpoints", type=int, nargs="+", default=None, metavar="EPOCH",
-                        help="epochs at which panel members are kept (default: the last; e.g. 0 1 adds the "
-                             "initialisation)")
-    parser.add_argument("--split", choices=("train", "val", "test", "distilled"), default=None,
-                        help="what to measure (default: 'distilled' for a distilled set, 'train' for a dataset)")
-    parser.add_argument("--max-samples", type=int, default=None,
-                        help="measure at most N samples (a seeded random choice; default 2000 for real data, all "
-                             "of a distilled set)")
-    parser.add_argument("--out", default=None,
-                        help="output folder (default: the run directory, or runs/difficulty-<dataset>)")
-    parser.add_argument("--seed", type=int, default=0, help="panel seed (also picks the measured subsample)")
-    parser.add_argument("--dataset", default=None,
-                        help="dataset of a distilled set whose metadata does not name it")
-    parser.add_argument("--cache-dir", default=None, help="where reference panels are cached "
-                                                          "(default $EASYDD_CACHE/panels or ~/.cache/easydd/panels)")
-    parser.add_argument("--panel-subset", type=int, default=10000,
-                        help="training images used to train the panel (default 10000; 0 = all)")
-
-
-def _load_dataset(name: str, zca: bool = False):
-    """easydd.data.load_dataset with user errors turned into UserError (tests replace this function)."""
-    try:
-        from .data import load_dataset
-    except ImportError as e:  # pragma: no cover
-        raise _user_error(f"cannot load datasets: easydd.data is unavailable ({e})") from None
-    try:
-        return load_dataset(name, zca=zca)
-    except _UserError:  # DataError and every other user error: its message already names the fix
-        raise
-    except (KeyError, ValueError, OSError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        raise _user_error(f"cannot load dataset {name!r}: {msg}") from None
-
-
-def _resolve_target(target: str):
-    """(distilled or None, path or None, dataset name or None)."""
-    p = Path(target).expanduser()
-    if p.exists():
-        from .distilled import Distilled
-        return Distilled.load(p), p, None  # a DistilledFileError is a UserError naming the fix
-    if target.endswith(".safetensors") or os.sep in target or target.startswith("."):
-        raise _user_error(f"no such file or directory: {target}; pass a run directory, a distilled .safetensors "
-                          "file, or a dataset name such as mnist")
-    return None, None, target
-
-
-def _subsample(n: int, max_samples: int | None, seed: int) -> torch.Tensor:
-    if max_samples is None or max_samples <= 0 or max_samples >= n:
-        return torch.arange(n)
-    return torch.randperm(n, generator=generator(derive_seed(seed, "difficulty-sample")))[:max_samples].sort().values
-
-
-def _write_csv(path: Path, index: torch.Tensor, labels: torch.Tensor, gradn: torch.Tensor, el2n: torch.Tensor):
-    from .distilled import atomic_write
-    labels = labels.argmax(1) if labels.dim() == 2 else labels
-    lines = ["index,label,gradn,el2n"]
-    for i, c, g, e in zip(index.tolist(), labels.tolist(), gradn.tolist(), el2n.tolist()):
-        lines.append(f"{i},{c},{g:.6g},{e:.6g}")
-    atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
-
-
-def _plot(path: Path, title: str, scores: dict[str, tuple[torch.Tensor, torch.Tensor]]):
-    """Histograms of GraDN and EL2N, one series per entry of ``scores`` (label -> (gradn, el2n))."""
-    from .plots import subplots
-    from .distilled import atomic_write
-
-    fig, axes = subplots(1, 2, figsize=(9, 3.4))
-    for ax, j, name in ((axes[0], 0, "GraDN"), (axes[1], 1, "EL2N")):
-        allv = torch.cat([v[j].detach().cpu().float() for v in scores.values()])
-        lo, hi = float(allv.min()), float(allv.max())
-        if not math.isfinite(lo) or hi <= lo:
-            hi = lo + 1e-6
-        for label, v in scores.items():
-            vals = v[j].detach().cpu().float().numpy()
-            ax.hist(vals, bins=30, range=(lo, hi), density=True, alpha=0.55,
-                    label=f"{label} (n={len(vals)}, mean {vals.mean():.3g})")
-        ax.set_xlabel(name)
-        ax.set_ylabel("density")
-        ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
-
-
-def _format_summary(label: str, s: dict) -> str:
-    lines = [f"{label}: {s['n']} samples"]
-    for key, name in (("gradn", "GraDN"), ("el2n", "EL2N")):
-        d = s[key]
-        if d:
-            lines.append(f"  {name:5s} mean {d['mean']:.4g}  median {d['median']:.4g}  quartiles "
-                         f"[{d['q1']:.4g}, {d['q3']:.4g}]  range [{d['min']:.4g}, {d['max']:.4g}]")
-    lines.append("  per class (n, GraDN, EL2N): " + "; ".join(
-        f"{c}: {v['n']}, {v['gradn']:.4g}, {v['el2n']:.4g}" for c, v in s["per_class"].items()))
-    return "\n".join(lines)
-
-
-def run_from_args(args) -> int:
-    """``easydd difficulty``: measure GraDN and EL2N of a distilled set or a dataset split on the reference panel,
-    print a summary, write difficulty.csv/.png/.json. Returns the exit code (0)."""
-    measure_from_args(args)
-    return 0
-
-
-def measure_from_args(args) -> dict:
-    """The work of :func:`run_from_args`; returns the summary (also written to difficulty.json)."""
-    distilled, path, ds_name = _resolve_target(args.target)
-    split = args.split or ("distilled" if distilled is not None else "train")
-    seed = int(getattr(args, "seed", 0) or 0)
-    if distilled is None and split == "distilled":
-        raise _user_error(f"{args.target!r} is a dataset name: --split distilled needs a run directory or a "
-                          "distilled .safetensors file; use --split train, val or test")
-    if int(args.num_models) < 1 or int(args.epochs) < 0:
-        raise _user_error("--num-models must be >= 1 and --epochs >= 0")
-    if args.max_samples is not None and int(args.max_samples) < 1:
-        raise _user_error(f"--max-samples must be >= 1 (got {args.max_samples}); leave it out for the default")
-    if distilled is not None:
-        ds_name = getattr(args, "dataset", None) or distilled.meta.get("dataset")
-        if not ds_name:
-            raise _user_error(f"{path} does not say which dataset it was distilled from; pass --dataset NAME")
-    ds = _load_dataset(ds_name, zca=bool(distilled.meta.get("zca", False)) if distilled is not None else False)
-    if distilled is not None:
-        if tuple(distilled.images.shape[1:]) != tuple(ds.shape):
-            raise _user_error(f"distilled images have shape {tuple(distilled.images.shape[1:])} but {ds.name} "
-                              f"images are {tuple(ds.shape)}; pass the right --dataset")
-        if distilled.soft and distilled.labels.shape[1] != ds.num_classes:
-            raise _user_error(f"the distilled set has {distilled.labels.shape[1]} classes, {ds.name} "
-                              f"{ds.num_classes}; pass the right --dataset")
-
-    log = print
-    panel_subset = getattr(args, "panel_subset", 10000)
-    panel = reference_panel(ds, model=args.model, num_models=args.num_models, epochs=args.epochs, seed=seed,
-                            cache_dir=getattr(args, "cache_dir", None), checkpoints=getattr(args, "checkpoints", None),
-                            subset=None if not panel_subset else panel_subset, log=log)
-    log(f"panel: {panel}")
-
-    def real_split(name: str, cap: int | None):
-        x, y = {"train": (ds.x_train, ds.y_train), "val": (ds.x_val, ds.y_val),
-                "test": (ds.x_test, ds.y_test)}[name]
-        if x.shape[0] == 0:
-            raise _user_error(f"{ds.name} has no {name} split; choose another --split")
-        idx = _subsample(x.shape[0], cap, seed)
-        return idx, x[idx], y[idx]
-
-    max_samples = args.max_samples
-    if split == "distilled":
-        idx = _subsample(len(distilled), max_samples, seed)
-        x, y = distilled.images[idx].float(), distilled.labels[idx]
-        what = f"distilled set {path}"
-    else:
-        idx, x, y = real_split(split, max_samples if max_samples is not None else 2000)
-        what = f"{ds.name} {split} split"
-
-    gradn, el2n = panel.gradn(x, y), panel.el2n(x, y)
-    summary = {"target": str(args.target), "dataset": ds.name, "split": split, "panel": panel.manifest()["meta"],
-               "panel_members": len(panel), "scores": summarise(gradn, el2n, y)}
-    log(_format_summary(what, summary["scores"]))
-    series = {split: (gradn, el2n)}
-    if split == "distilled":  # the real data for comparison
-        ridx, rx, ry = real_split("train", max_samples if max_samples is not None else 1000)
-        rg, re_ = panel.gradn(rx, ry), panel.el2n(rx, ry)
-        summary["real_train"] = summarise(rg, re_, ry)
-        log(_format_summary(f"{ds.name} train split (for comparison)", summary["real_train"]))
-        series["real train"] = (rg, re_)
-
-    if args.out:
-        out = Path(args.out)
-    elif path is not None:
-        out = path if path.is_dir() else path.parent
-    else:
-        out = Path("runs") / (f"difficulty-{_slug(ds.name)}" + ("" if split == "train" else f"-{split}"))
-    # a real split measured beside a distilled set must not overwrite the distilled set's files
-    stem = "difficulty" if (split == "distilled" or distilled is None) else f"difficulty-{split}"
-    from .distilled import atomic_write
-    _write_csv(out / f"{stem}.csv", idx, y, gradn, el2n)
-    _plot(out / f"{stem}.png", f"difficulty of the {what} on {len(panel)} {panel.model} panel networks", series)
-    atomic_write(out / f"{stem}.json",
-                 lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2, sort_keys=True, default=str)))
-    log(f"wrote {out / (stem + '.csv')}, {out / (stem + '.png')}, {out / (stem + '.json')}")
-    summary["out"] = str(out)
-    return summary
