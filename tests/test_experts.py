@@ -6,8 +6,9 @@ import torch
 
 from easydd.data import Dataset
 from easydd.errors import UserError
-from easydd.experts import (ExpertBuffer, _sam_gradient, add_arguments, default_buffer_dir, expert_file,
-                            run_from_args, train_experts, train_experts_parallel)
+from easydd.cli.experts import add_arguments, run_from_args
+from easydd.experts import (ExpertBuffer, _sam_gradient, default_buffer_dir, expert_file, train_experts,
+                            train_experts_parallel)
 from easydd.nets import make_network
 from easydd.runtime import derive_seed
 

@@ -38,7 +38,7 @@ def main():
     try:
         for nproc in (1, 2):
             out = tmp / f"p{nproc}"
-            cmd = [sys.executable, "-m", "easydd.experts", "--dataset", args.dataset, "--model", args.model,
+            cmd = [sys.executable, "-m", "easydd.cli.experts", "--dataset", args.dataset, "--model", args.model,
                    "--num-experts", str(args.num_experts), "--epochs", str(args.epochs), "--subset",
                    str(args.subset), "--out", str(out), "--nproc", str(nproc), "--no-progress"]
             t0 = time.perf_counter()

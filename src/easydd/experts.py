@@ -16,7 +16,7 @@ Storage (``out_dir``):
 
 Resuming: experts whose file exists with the same settings are skipped; a directory made with other settings is
 refused with a message (never silently mixed). Parallel generation: ``torchrun --nproc-per-node P -m
-easydd.experts ...`` (or ``train_experts_parallel`` / ``--nproc P``, which spawns the processes itself) starts P
+easydd.cli.experts ...`` (or ``train_experts_parallel`` / ``--nproc P``, which spawns the processes itself) starts P
 processes; rank r trains the experts i with i % P == r (gloo on CPU, nccl on GPU). Each expert's initial weights,
 batch order and augmentation draws depend only on (seed, expert index), so the buffer does not depend on P.
 
@@ -25,12 +25,10 @@ only the epochs asked for, so the buffer is never in memory as a whole.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
 import json
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +40,7 @@ from .distilled import atomic_write
 from .errors import DivergenceError, UserError, divergence_advice
 from .io import RunLock, file_sha256 as _sha256
 from .nets import has_batchnorm, make_network
-from .runtime import derive_seed, generator
+from .runtime import derive_seed, generator, share_cores
 
 FORMAT = "easydd-experts-1"
 MANIFEST = "manifest.json"
@@ -222,15 +220,6 @@ def _dist_info(rank, world_size):
     return 0, 1, False
 
 
-def share_cores(world: int, device=None) -> None:
-    """Give each of ``world`` local CPU processes its share of the cores. Only process entry points call it (the
-    command line, spawned workers), so a library call never changes its caller's thread count."""
-    on_cpu = str(device) == "cpu" or (device is None and not torch.cuda.is_available())
-    if world > 1 and on_cpu:
-        local = min(world, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
-
-
 def _barrier():
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
@@ -403,7 +392,7 @@ def _spawn_worker(rank: int, world: int, init_file: str, kwargs: dict) -> None:
     import torch.distributed as dist
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
                             timeout=datetime.timedelta(hours=72))
-    share_cores(world, kwargs.get("device"))
+    share_cores(world, kwargs.get("device"))  # this is a fresh process's entry point: its threads are its own
     try:
         train_experts(**kwargs)
     finally:
@@ -556,35 +545,8 @@ class ExpertBuffer:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# command line (wired into `easydd experts` by easydd.cli)
+# recipes (the command `easydd experts` is easydd.cli.experts)
 # --------------------------------------------------------------------------------------------------------------
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    a = parser.add_argument
-    a("--preset", default=None, help="take the expert recipe (and output directory) of a trajectory preset, e.g. "
-                                     "mtt-mnist-ipc1-cpu; explicit options override it")
-    a("--dataset", default=None, help="dataset name (mnist, fashion_mnist, cifar10, ...)")
-    a("--num-experts", type=int, default=None, help="number of experts (reference: 100)")
-    a("--epochs", type=int, default=None, help="epochs per expert (reference: 50; DATM: 100)")
-    a("--model", default=None, help="network (default ConvNet; no BatchNorm)")
-    a("--out", default=None, help="output directory (default buffers/<dataset>_<model>[_zca][_sam])")
-    a("--lr", type=float, default=None, help="SGD learning rate (default 0.01)")
-    a("--batch-size", type=int, default=None, help="batch size (default 256)")
-    a("--momentum", type=float, default=None, help="SGD momentum (default 0, as the reference)")
-    a("--weight-decay", type=float, default=None, help="weight decay (default 0)")
-    a("--sam", type=float, default=None, metavar="RHO", help="sharpness-aware minimisation radius (FTD's flat "
-                                                             "experts; 0 = plain SGD)")
-    a("--gsam-alpha", type=float, default=None, help="GSAM surrogate-gap weight alpha (0 = plain SAM)")
-    a("--sam-adaptive", action="store_true", default=None, help="adaptive SAM (ASAM) perturbation")
-    a("--no-dsa", action="store_true", default=None, help="train without DSA augmentation")
-    a("--zca", action="store_true", default=None, help="ZCA-whiten the data (distill later with zca=true)")
-    a("--subset", type=int, default=None, help="train on a class-balanced subset of N images (CPU budgets)")
-    a("--seed", type=int, default=None, help="seed (default 0)")
-    a("--nproc", type=int, default=1, help="train in P local processes (or launch with torchrun)")
-    a("--data-root", default=None, help="data root")
-    a("--device", default=None, help="cpu or cuda[:i] (default: cuda if available)")
-    a("--no-progress", action="store_true", help="no progress bar")
-
 
 RECIPE_KEYS = ("dataset", "num_experts", "epochs", "model", "lr", "batch_size", "momentum", "weight_decay",
                "sam_rho", "gsam_alpha", "sam_adaptive", "dsa", "zca", "subset", "seed")
@@ -624,50 +586,3 @@ def recipe_command(recipe: dict, out: str | None) -> str:
     if out:
         parts.append(f"--out {out}")
     return " ".join(parts)
-
-
-def run_from_args(args) -> Path:
-    recipe, out = ({}, None)
-    if getattr(args, "preset", None):
-        recipe, out = recipe_from_preset(args.preset)
-    explicit = {"dataset": args.dataset, "num_experts": args.num_experts, "epochs": args.epochs,
-                "model": args.model, "lr": args.lr, "batch_size": args.batch_size, "momentum": args.momentum,
-                "weight_decay": args.weight_decay, "sam_rho": args.sam, "gsam_alpha": args.gsam_alpha,
-                "sam_adaptive": args.sam_adaptive, "dsa": None if args.no_dsa is None else not args.no_dsa,
-                "zca": args.zca, "subset": args.subset, "seed": args.seed}
-    recipe.update({k: v for k, v in explicit.items() if v is not None})
-    for need, flag in (("dataset", "--dataset"), ("num_experts", "--num-experts"), ("epochs", "--epochs")):
-        if recipe.get(need) is None:
-            raise UserError(f"{flag} is required (or --preset NAME of a trajectory preset)")
-    out = args.out or out
-    check_recipe(**{k: recipe[k] for k in ("num_experts", "epochs", "lr", "batch_size", "momentum", "weight_decay",
-                                           "subset", "seed") if k in recipe}, nproc=args.nproc)
-    kwargs = dict(recipe, out_dir=out, data_root=args.data_root, device=args.device,
-                  progress=not args.no_progress)
-    if args.nproc > 1:
-        path = train_experts_parallel(args.nproc, **kwargs)
-    else:
-        share_cores(int(os.environ.get("WORLD_SIZE", 1)), args.device)  # under torchrun: this process's share
-        path = train_experts(**kwargs)
-    man = json.loads((Path(path) / MANIFEST).read_text()) if (Path(path) / MANIFEST).exists() else None
-    if man is not None:
-        accs = [e["val_acc"] for e in man["experts"] if e.get("val_acc") is not None]
-        acc = f"; final validation accuracy {sum(accs) / len(accs):.3f} (mean of {len(accs)})" if accs else ""
-        print(f"{man['num_experts']} experts x {man['epochs']} epochs in {path}{acc}")
-    return Path(path)
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m easydd.experts", description="train expert trajectories")
-    add_arguments(p)
-    args = p.parse_args(argv)
-    try:
-        run_from_args(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -48,6 +48,15 @@ def set_threads(n: int | None = None) -> int:
     return n
 
 
+def share_cores(world: int, device=None) -> None:
+    """Give each of ``world`` local CPU processes its share of the cores. Only process entry points call it (the
+    command line, spawned workers), so a library call never changes its caller's thread count."""
+    on_cpu = str(device) == "cpu" or (device is None and not torch.cuda.is_available())
+    if world > 1 and on_cpu:
+        local = min(world, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))  # a process-wide setting: entry points only
+
+
 def _env_int(name: str) -> int:
     """A positive integer from the environment, or 0 when unset or not one (OpenMP accepts lists like ``4,2``: the
     first entry is the outer level's count)."""

@@ -11,8 +11,9 @@
 
 Every command keeps its arguments beside its code: ``add_arguments(parser)`` and ``run_from_args(args)``, in one
 module of this package for the built-in commands (distill.py, select.py, eval.py, info.py) and in the module the
-PLUGINS table names for the others (this package's difficulty.py, the glue of a library module;
-the paper's analyses and the demo, above the library, keep their own). Errors the user can cause print one line naming the fix and exit with code 2.
+PLUGINS table names for the others (this package's difficulty.py and experts.py, the glue of two library
+modules; the paper's analyses, the demo, sweep, import and export keep their own). Errors the user can cause print
+one line naming the fix and exit with code 2.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ COMMANDS = {
 PLUGINS = {
     "demo": ("easydd.demo", "the main job: MNIST IPC 1, DSA vs DSA+SDC vs random, in minutes"),
     "difficulty": ("easydd.cli.difficulty", "per-sample difficulty (GraDN, EL2N) of a dataset or a distilled set"),
-    "experts": ("easydd.experts", "train expert trajectories for trajectory matching"),
+    "experts": ("easydd.cli.experts", "train expert trajectories for trajectory matching"),
     "theory": ("easydd.paper.theory", "the teacher-student scaling-law simulation (pruning and distillation)"),
     "study": ("easydd.paper.study", "difficulty study and selection-by-difficulty experiments"),
     "report": ("easydd.paper.report", "gather run directories into a paper-style table"),
