@@ -586,3 +586,8 @@ def recipe_command(recipe: dict, out: str | None) -> str:
     if out:
         parts.append(f"--out {out}")
     return " ".join(parts)
+
+
+if __name__ == "__main__":  # the old entry point: say where the command went rather than exit silently
+    raise SystemExit("python -m easydd.experts moved: run `python -m easydd.cli.experts ...` (torchrun: "
+                     "`torchrun ... -m easydd.cli.experts ...`) or `easydd experts ...`")
