@@ -1,7 +1,7 @@
 """The paper's analyses, the floor above the library: built on easydd, never imported by it (tests/test_layout.py).
 
     theory.py   the teacher-student simulation of data pruning and distillation (``easydd theory``)
-    study.py    the selection and difficulty studies on real data (``easydd study``)
+    study/      the selection and difficulty studies on real data (``easydd study``)
     report.py   finished runs and results files -> the paper-style table (``easydd report``)
 
 Each module keeps its command-line arguments beside its code (``add_arguments`` / ``run_from_args``); the
