@@ -236,24 +236,57 @@ def _final_evaluation(cfg: RunConfig, dataset, run_dir: Path, distilled: Distill
 
 def _distill_in(run_dir: Path, cfg: RunConfig, dataset, method, device, t_start: float, *, progress: bool,
                 resume: bool, final_eval: bool, panel) -> RunResult:
-    """The run itself, in ``run_dir`` (locked by the caller)."""
+    """The run itself, in ``run_dir`` (locked by the caller): resume or start, iterate, save, evaluate."""
     log = RunLog(run_dir)
     for tmp in run_dir.glob(".*.tmp"):  # left by a writer killed mid-write (we hold the lock: none is live)
         tmp.unlink(missing_ok=True)
     method.checkpoint_path = run_dir / "checkpoint.pt"
+    ckpt = run_dir / "checkpoint.pt"
+    saved = None
+    if resume and ckpt.exists():  # read and checked before anything in the run directory changes
+        saved = _resumable_checkpoint(run_dir, cfg, ckpt)
+    method.sdc.prepare(dataset, device, log)  # sdc_net=trained: the pool, built once per dataset and cached
+    start, rows, best = _restore(run_dir, cfg, method, saved, ckpt, device, log)
+    atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(cfg.to_dict(),
+                                                                                            sort_keys=False)))
+    loop = _Loop(run_dir, cfg, dataset, method, device, _tracking_panel(cfg, dataset, device, panel), rows, best)
+    if start == 0 and cfg.track_every:
+        row0 = {"iteration": 0}
+        loop.track(0, row0)
+        rows.append(row0)
+    from .tblog import open_logger
+    tb = open_logger(cfg, run_dir, dataset, start)  # logger=tensorboard: events beside curves.csv (csv: None)
+    loop.iterate(start, tb, progress, log)
+    distilled = _save_final(run_dir, cfg, dataset, method, rows, best, tb)
+    metrics = _metrics(cfg, device, t_start, rows, best)
+    if final_eval:
+        metrics.update(_final_evaluation(cfg, dataset, run_dir, distilled, method, best, progress, device, log))
+    metrics["total_seconds"] = time.perf_counter() - t_start
+    metrics["peak_rss_mib"] = PeakMemory.rss_mib()
+    atomic_write(run_dir / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2,
+                                                                                       default=str)))
+    log(f"done in {metrics['total_seconds']:.0f} s")
+    return RunResult(run_dir, distilled, metrics)
+
+
+def _resumable_checkpoint(run_dir: Path, cfg: RunConfig, ckpt: Path) -> tuple[dict, int]:
+    """(state, iteration) of the run's checkpoint, after checking that this run may resume from it."""
+    state, saved, it_saved = load_checkpoint(ckpt)
+    _check_resumable(saved, cfg, ckpt, diverged=(run_dir / DIVERGED).exists())
+    if it_saved > cfg.iterations:
+        raise UserError(f"{ckpt} is at iteration {it_saved}, past this run's iterations={cfg.iterations}; "
+                        "raise iterations, give the run another name, or pass --no-resume")
+    return state, it_saved
+
+
+def _restore(run_dir: Path, cfg: RunConfig, method, saved, ckpt: Path, device, log) -> tuple[int, list, dict]:
+    """(first iteration, logged rows, best set on validation): the checkpoint's, loaded into the method, or a fresh
+    start's."""
     rows: list[dict] = []
     best = {"val_acc": -1.0, "iteration": None}
     start = 0
-    ckpt = run_dir / "checkpoint.pt"
-    state = None
-    if resume and ckpt.exists():  # read and checked before anything in the run directory changes
-        state, saved, it_saved = load_checkpoint(ckpt)
-        _check_resumable(saved, cfg, ckpt, diverged=(run_dir / DIVERGED).exists())
-        if it_saved > cfg.iterations:
-            raise UserError(f"{ckpt} is at iteration {it_saved}, past this run's iterations={cfg.iterations}; "
-                            "raise iterations, give the run another name, or pass --no-resume")
-    method.sdc.prepare(dataset, device, log)  # sdc_net=trained: the pool, built once per dataset and cached
-    if state is not None:
+    if saved is not None:
+        state, it_saved = saved
         try:
             method.load_state_dict(state["method"])
             start, rows, best = it_saved, state["rows"], state["best"]
@@ -265,71 +298,95 @@ def _distill_in(run_dir: Path, cfg: RunConfig, dataset, method, device, t_start:
     else:
         log(f"start {cfg.method} on {cfg.dataset} ipc={cfg.ipc} seed={cfg.seed} lambda_sdc={cfg.lambda_sdc} "
             f"sdc_ratio={cfg.sdc_ratio} sdc_net={cfg.sdc_net} device={device}")
-    atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(cfg.to_dict(),
-                                                                                            sort_keys=False)))
+    return start, rows, best
+
+
+def _tracking_panel(cfg: RunConfig, dataset, device, panel):
+    """The reference panel the set's GraDN is tracked on: the one given (moved to the run's device), else the
+    dataset's cached panel when tracking is on."""
     if cfg.track_every and panel is None:
         from .difficulty import reference_panel
         panel = reference_panel(dataset, model="ConvNet", num_models=cfg.panel_models, epochs=cfg.panel_epochs,
                                 device=device)
     elif panel is not None and panel.device != device:
         panel = panel.to(device)
+    return panel
 
-    def track(it: int, row: dict) -> None:
-        d = method.distilled()
-        row["gradn"] = float(panel.gradn(d.images, d.labels).mean())
 
-    def validate(it: int, row: dict) -> None:
-        d = method.distilled()
-        r = evaluate_distilled(d, dataset, models=[cfg.model], num_models=cfg.val_num_models,
+class _Loop:
+    """The iterations of one run: ``method.step``, the divergence check, GraDN tracking, validation (keeping the
+    best set), the logs and the periodic checkpoints."""
+
+    def __init__(self, run_dir: Path, cfg: RunConfig, dataset, method, device, panel, rows: list[dict],
+                 best: dict):
+        self.run_dir, self.cfg, self.dataset, self.method, self.device = run_dir, cfg, dataset, method, device
+        self.panel, self.rows, self.best = panel, rows, best
+
+    def track(self, it: int, row: dict) -> None:
+        d = self.method.distilled()
+        row["gradn"] = float(self.panel.gradn(d.images, d.labels).mean())
+
+    def validate(self, it: int, row: dict) -> None:
+        cfg = self.cfg
+        d = self.method.distilled()
+        r = evaluate_distilled(d, self.dataset, models=[cfg.model], num_models=cfg.val_num_models,
                                epochs=cfg.val_epochs, dsa=cfg.eval_dsa, split="val", seed=cfg.seed, progress=False,
-                               device=device)
+                               device=self.device)
         acc = r["models"][cfg.model]["mean"]
         row["val_acc"] = acc
-        if acc > best["val_acc"]:
-            best.update(val_acc=acc, iteration=it)
-            d.save(run_dir / "best.safetensors")
+        if acc > self.best["val_acc"]:
+            self.best.update(val_acc=acc, iteration=it)
+            d.save(self.run_dir / "best.safetensors")
 
-    if start == 0 and cfg.track_every:
-        row0 = {"iteration": 0}
-        track(0, row0)
-        rows.append(row0)
-    from .tblog import open_logger
-    tb = open_logger(cfg, run_dir, dataset, start)  # logger=tensorboard: events beside curves.csv (csv: None)
-    bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, disable=not progress,
-               desc=f"{cfg.method} ipc{cfg.ipc}", dynamic_ncols=True)
-    it = start
-    try:
-        for it in bar:
-            logs = method.step(it)
-            bad = [k for k, v in logs.items() if v is not None and not math.isfinite(v)]
-            if bad or logs.get("syn_lr", 0.0) > 1e3:
-                raise DivergedError(
-                    f"{cfg.method} diverged at iteration {it} ({', '.join(f'{k}={logs[k]}' for k in logs)}); the "
-                    f"last good checkpoint is kept in {ckpt}. " + divergence_advice(
-                        "the image/label/step-size learning rates (e.g. lr_img, lr_lr) or lambda_sdc / sdc_ratio",
-                        resumes=True))
-            row = {"iteration": it + 1, **logs}
-            if cfg.track_every and ((it + 1) % cfg.track_every == 0 or it + 1 == cfg.iterations):
-                track(it + 1, row)  # and always at the last iteration, so final_gradn is the final set's
-            if cfg.eval_every and (it + 1) % cfg.eval_every == 0:
-                validate(it + 1, row)
-            rows.append(row)
-            if tb is not None:
-                tb.log(it + 1, row, method)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "iteration" and v is not None})
-            if cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0:
-                _save_checkpoint(run_dir, method, it + 1, rows, best, cfg)
-                _write_curves(run_dir, rows)
-    except KeyboardInterrupt as e:
-        log(f"interrupted{' by SIGTERM' if str(e) == 'SIGTERM' else ''} at iteration {it}; the last checkpoint "
-            "is kept and the same command resumes from it")
-        raise
-    except DivergedError as e:
-        log(str(e))
-        (run_dir / DIVERGED).write_text(f"{it}\n")
-        _write_curves(run_dir, rows)
-        raise
-    bar.close()
+    def iterate(self, start: int, tb, progress: bool, log) -> None:
+        """Iterations ``start .. cfg.iterations - 1``; an interruption or a divergence is logged (the last
+        checkpoint is kept) and raised."""
+        cfg, run_dir, rows = self.cfg, self.run_dir, self.rows
+        bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, disable=not progress,
+                   desc=f"{cfg.method} ipc{cfg.ipc}", dynamic_ncols=True)
+        it = start
+        try:
+            for it in bar:
+                row = self.one_iteration(it)
+                rows.append(row)
+                if tb is not None:
+                    tb.log(it + 1, row, self.method)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "iteration" and v is not None})
+                if cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0:
+                    _save_checkpoint(run_dir, self.method, it + 1, rows, self.best, cfg)
+                    _write_curves(run_dir, rows)
+        except KeyboardInterrupt as e:
+            log(f"interrupted{' by SIGTERM' if str(e) == 'SIGTERM' else ''} at iteration {it}; the last checkpoint "
+                "is kept and the same command resumes from it")
+            raise
+        except DivergedError as e:
+            log(str(e))
+            (run_dir / DIVERGED).write_text(f"{it}\n")
+            _write_curves(run_dir, rows)
+            raise
+        bar.close()
+
+    def one_iteration(self, it: int) -> dict:
+        """``method.step(it)`` and its row of logs (with GraDN and validation accuracy when due)."""
+        cfg = self.cfg
+        logs = self.method.step(it)
+        bad = [k for k, v in logs.items() if v is not None and not math.isfinite(v)]
+        if bad or logs.get("syn_lr", 0.0) > 1e3:
+            raise DivergedError(
+                f"{cfg.method} diverged at iteration {it} ({', '.join(f'{k}={logs[k]}' for k in logs)}); the "
+                f"last good checkpoint is kept in {self.run_dir / 'checkpoint.pt'}. " + divergence_advice(
+                    "the image/label/step-size learning rates (e.g. lr_img, lr_lr) or lambda_sdc / sdc_ratio",
+                    resumes=True))
+        row = {"iteration": it + 1, **logs}
+        if cfg.track_every and ((it + 1) % cfg.track_every == 0 or it + 1 == cfg.iterations):
+            self.track(it + 1, row)  # and always at the last iteration, so final_gradn is the final set's
+        if cfg.eval_every and (it + 1) % cfg.eval_every == 0:
+            self.validate(it + 1, row)
+        return row
+
+
+def _save_final(run_dir: Path, cfg: RunConfig, dataset, method, rows: list[dict], best: dict, tb) -> Distilled:
+    """The final set (and each extra set a method keeps), its grid, the curves and the last checkpoint."""
     distilled = method.distilled()
     distilled.meta["iterations"] = cfg.iterations
     distilled.save(run_dir / "distilled.safetensors")
@@ -341,6 +398,11 @@ def _distill_in(run_dir: Path, cfg: RunConfig, dataset, method, device, t_start:
     if tb is not None:
         tb.close(cfg.iterations, method)
     _save_checkpoint(run_dir, method, cfg.iterations, rows, best, cfg)
+    return distilled
+
+
+def _metrics(cfg: RunConfig, device, t_start: float, rows: list[dict], best: dict) -> dict:
+    """metrics.json before the final evaluation: settings, time, memory, best on validation, tracked GraDN."""
     distill_seconds = time.perf_counter() - t_start
     metrics = {"config": cfg.to_dict(), "device": str(device), "distill_seconds": distill_seconds,
                "peak_rss_mib": PeakMemory.rss_mib(), "best_val": best, "last": {}}
@@ -349,11 +411,4 @@ def _distill_in(run_dir: Path, cfg: RunConfig, dataset, method, device, t_start:
         metrics["final_gradn"] = tracked[-1]["gradn"]
         metrics["final_gradn_iteration"] = tracked[-1]["iteration"]
         metrics["initial_gradn"] = tracked[0]["gradn"]
-    if final_eval:
-        metrics.update(_final_evaluation(cfg, dataset, run_dir, distilled, method, best, progress, device, log))
-    metrics["total_seconds"] = time.perf_counter() - t_start
-    metrics["peak_rss_mib"] = PeakMemory.rss_mib()
-    atomic_write(run_dir / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2,
-                                                                                       default=str)))
-    log(f"done in {metrics['total_seconds']:.0f} s")
-    return RunResult(run_dir, distilled, metrics)
+    return metrics
