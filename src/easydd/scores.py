@@ -111,6 +111,18 @@ def _cached(key: dict, compute, cache_dir=None, log=None) -> dict:
     return {"accs": accs, "mean": sum(accs) / len(accs), "cached": None}
 
 
+def _random_set_teacher(distilled, dataset, model: str, full_epochs: int, cache_dir, device, log):
+    """(teacher network or None, how the random baseline's images are labelled). "The same personalised
+    evaluation": a set with soft labels is compared with random images that get soft labels too, from a teacher."""
+    if not distilled.soft:
+        return None, "hard"
+    from .difficulty import reference_panel
+    panel = reference_panel(dataset, model=model, num_models=1, epochs=full_epochs, seed=TEACHER_SEED,
+                            subset=None, cache_dir=cache_dir, device=device, log=log)
+    return panel.network(0), (f"teacher logits ({model}, {full_epochs} epoch(s) on the full split, panel "
+                              f"{panel.meta.get('cache_key')})")
+
+
 def evaluate_scores(distilled, dataset, *, model: str = "ConvNet", num_models: int = 5, epochs: int | None = None,
                     lr: float | None = None, full_epochs: int = 20, full_models: int = 1, seed: int = 0,
                     w: float = 0.5, gamma: float = 0.5, device="auto", cache_dir=None, log=print) -> dict:
@@ -142,14 +154,7 @@ def evaluate_scores(distilled, dataset, *, model: str = "ConvNet", num_models: i
                                                            for i in range(full_models)],
         full_epochs, 0.01, aug, seed, device), cache_dir, log)
     acc["real_hard"] = full["mean"]
-    teacher, rdm_labels = None, "hard"
-    if distilled.soft:  # "the same personalised evaluation": random images get soft labels too, from a teacher
-        from .difficulty import reference_panel
-        panel = reference_panel(dataset, model=model, num_models=1, epochs=full_epochs, seed=TEACHER_SEED,
-                                subset=None, cache_dir=cache_dir, device=device, log=log)
-        teacher = panel.network(0)
-        rdm_labels = f"teacher logits ({model}, {full_epochs} epoch(s) on the full split, panel " \
-                     f"{panel.meta.get('cache_key')})"
+    teacher, rdm_labels = _random_set_teacher(distilled, dataset, model, full_epochs, cache_dir, device, log)
     rdm = {}
     for name, a in (("aug", aug), ("naug", None)):
         key = dict(base, kind="random", ipc=ipc, epochs=epochs, lr=0.01, aug="dsa" if a else "none",

@@ -145,6 +145,14 @@ def run_one(preset: str, overrides: dict, weight_key: str, weight: float, seed: 
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
+def _check_sweep(weights: list[float], seeds, weight_key: str, jobs, dataset) -> None:
+    check_grid(weights, list(seeds), weight_key)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise UserError(f"jobs must be a positive integer (got {jobs!r})")
+    if jobs > 1 and dataset is not None:
+        raise UserError("with jobs > 1 every process loads the dataset from the config; pass dataset=None")
+
+
 def sweep(preset: str, weights, seeds, *, weight_key: str = "sdc_ratio", overrides: dict | None = None,
           records: str | Path, out_dir: str = "runs/sweep", val_models: int = 2, dataset=None, tag: str = "",
           log=print, jobs: int = 1) -> dict:
@@ -157,11 +165,7 @@ def sweep(preset: str, weights, seeds, *, weight_key: str = "sdc_ratio", overrid
     from .data import load_dataset
     from .methods import method_params
     weights = [float(w) for w in weights]
-    check_grid(weights, list(seeds), weight_key)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise UserError(f"jobs must be a positive integer (got {jobs!r})")
-    if jobs > 1 and dataset is not None:
-        raise UserError("with jobs > 1 every process loads the dataset from the config; pass dataset=None")
+    _check_sweep(weights, seeds, weight_key, jobs, dataset)
     overrides = dict(overrides or {})
     cfg0 = build_config(preset, dict(overrides, **{weight_key: max(weights)}), method_params)  # checks settings
     if dataset is None and jobs == 1:

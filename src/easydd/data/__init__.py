@@ -203,6 +203,17 @@ def _to_float(x_u8: np.ndarray, idx: np.ndarray | None, max_value: int, mean, st
     return out
 
 
+def _raw_builtin(key: str, root, download, cache_dir, mirrors, use_cache: bool):
+    """(raw arrays, where they came from) of a built-in dataset: the decoded cache, else its files (then cached)."""
+    raw = _cache.load_cached(key, cache_dir) if use_cache else None
+    if raw is not None:
+        return raw, f"{raw.source} [cached in {_cache.entry_dir(key, cache_dir)}]"
+    raw = load_raw(key, root, download=download, mirrors=mirrors)
+    if use_cache:
+        _cache.save_cached(key, raw, cache_dir)
+    return raw, raw.source
+
+
 def load_dataset(name: str, root: str | os.PathLike | None = None, *, val_size: int | float | None = None,
                  seed: int = 0, zca: bool = False, download: bool | None = None,
                  cache_dir: str | os.PathLike | None = None, mirrors: str | dict | None = None,
@@ -226,14 +237,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, val_size: 
         key = canonical_name(name)
         spec = DATASETS[key]
         val_default, fixed_stats = spec.val_size, ((tuple(spec.mean), tuple(spec.std)) if spec.mean else None)
-        raw = _cache.load_cached(key, cache_dir) if use_cache else None
-        if raw is not None:
-            source = f"{raw.source} [cached in {_cache.entry_dir(key, cache_dir)}]"
-        else:
-            raw = load_raw(key, root, download=download, mirrors=mirrors)
-            source = raw.source
-            if use_cache:
-                _cache.save_cached(key, raw, cache_dir)
+        raw, source = _raw_builtin(key, root, download, cache_dir, mirrors, use_cache)
 
     x_tr_u8, y_tr_np = raw.x_train, raw.y_train
     num_classes = len(raw.classes)

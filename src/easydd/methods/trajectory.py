@@ -107,6 +107,7 @@ def unroll(fwd, start, steps, images, labels, lr, aug=None, sdc_graph: bool = Fa
     return theta, norms
 
 
+# long: TESLA's two passes share the trajectory, adjoint and gradient buffers; its math reads best in one place
 def tesla_gradients(fwd, start, target, steps, images, labels, lr, aug=None, *, lam_sdc: float = 0.0,
                     exact: bool = False, learn_labels: bool = False, learn_lr: bool = True) -> dict:
     """TESLA's constant-memory gradient of  L + lam_sdc * R  (batch-mode R = mean_k ||g_k||).
