@@ -158,3 +158,39 @@ def test_every_flag_is_a_config_key_or_listed_in_docs_cli():
         key = flag[2:].replace("-", "_")
         if key in RUN_KEYS:
             assert f"`{key}`" in table[flag][1], f"{flag} is spelled like the run setting {key}; say so in docs/cli.md"
+
+
+MAX_MODULE_LINES = 600    # a module past this is split along its seams (docs/architecture.md)
+MAX_FUNCTION_LINES = 60   # signature, docstring and body; a longer one says why on a line `# long: <reason>`
+LONG_REASON = re.compile(r"#\s*long:\s*\S")
+
+
+def _package_modules():
+    pkg = ROOT / "src" / "easydd"
+    return [(f"src/easydd/{p.relative_to(pkg)}", p.read_text()) for p in sorted(pkg.rglob("*.py"))]
+
+
+def test_no_module_is_longer_than_600_lines():
+    big = [f"{rel}: {n} lines" for rel, text in _package_modules()
+           if (n := len(text.splitlines())) > MAX_MODULE_LINES]
+    assert not big, f"modules over {MAX_MODULE_LINES} lines (split them along their seams):\n" + "\n".join(big)
+
+
+def test_a_function_over_60_lines_says_why():
+    """A function longer than 60 lines (the def to its last line) carries `# long: <reason>` on the line above
+    it (above its decorators) or on its def line."""
+    import ast
+    bad = []
+    for rel, text in _package_modules():
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            n = node.end_lineno - node.lineno + 1
+            top = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            marked = LONG_REASON.search(lines[top - 2] if top >= 2 else "") or LONG_REASON.search(
+                lines[node.lineno - 1])
+            if n > MAX_FUNCTION_LINES and not marked:
+                bad.append(f"{rel}:{node.lineno} {node.name}: {n} lines")
+    assert not bad, (f"functions over {MAX_FUNCTION_LINES} lines: split them into named steps, or write "
+                     "`# long: <why>` on the line above the def:\n" + "\n".join(bad))
