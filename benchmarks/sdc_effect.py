@@ -14,6 +14,7 @@ Writes benchmarks/results/sdc/{runs.jsonl, effect.json, effect.md}.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -44,10 +45,15 @@ def run_cells(a) -> None:
                     overrides=over, records=OUT / "runs.jsonl", out_dir=f"{a.runs}/{tag}", val_models=a.val_models, tag=tag)
         rec.update(tag=tag, machine=machine(), date=time.strftime("%Y-%m-%d"), init=a.init or "real",
                    command="python benchmarks/sdc_effect.py " + " ".join(a.argv))
-        cells = json.loads((OUT / "effect.json").read_text()) if (OUT / "effect.json").exists() else []
-        cells = [c for c in cells if (c["method"], c["dataset"], c["ipc"], c.get("tag")) !=
-                 (rec["method"], rec["dataset"], rec["ipc"], tag)] + [rec]
-        (OUT / "effect.json").write_text(json.dumps(cells, indent=1) + "\n")
+        dir_fd = os.open(OUT, os.O_RDONLY)   # cells finishing at once in two processes: one rewrite at a time
+        try:
+            fcntl.flock(dir_fd, fcntl.LOCK_EX)
+            cells = json.loads((OUT / "effect.json").read_text()) if (OUT / "effect.json").exists() else []
+            cells = [c for c in cells if (c["method"], c["dataset"], c["ipc"], c.get("tag")) !=
+                     (rec["method"], rec["dataset"], rec["ipc"], tag)] + [rec]
+            (OUT / "effect.json").write_text(json.dumps(cells, indent=1) + "\n")
+        finally:
+            os.close(dir_fd)                  # closing releases the lock
         print(json.dumps({k: rec[k] for k in ("method", "dataset", "ipc", "weight", "acc_base", "acc_sdc",
                                              "paired_diff_mean", "paired_diff_ci95", "seeds_up",
                                              "panel_gradn_base", "panel_gradn_sdc")}), flush=True)
