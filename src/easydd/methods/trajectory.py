@@ -230,6 +230,7 @@ class MTT(Method):
     flat_experts = False   # default buffer directory: SAM experts?
     learn_labels = False
     unrolls = ("graph", "adjoint")  # backward modes this method offers (the ``unroll`` setting)
+    unroll_hint = ""                # said after the choices when another mode is asked for
 
     def __init__(self, cfg, dataset, device="cpu"):
         super().__init__(cfg, dataset, device)
@@ -238,8 +239,7 @@ class MTT(Method):
             raise UserError(f"syn_steps and expert_epochs must be >= 1 (got {p.syn_steps}, {p.expert_epochs})")
         if p.unroll not in self.unrolls:
             raise UserError(f"{self.name}: unroll={p.unroll!r} is not offered; choose {' or '.join(self.unrolls)}"
-                            + (" (TESLA always recomputes one step at a time; exact=true gives the full unroll's "
-                               "gradient)" if self.name == "tesla" else ""))
+                            + self.unroll_hint)
         if not 0 <= p.min_start_epoch < p.max_start_epoch:
             raise UserError(f"need 0 <= min_start_epoch < max_start_epoch (got {p.min_start_epoch}, "
                             f"{p.max_start_epoch})")
@@ -483,6 +483,7 @@ class TESLA(MTT):
     name = "tesla"
     Params = TESLAParams
     unrolls = ("adjoint",)
+    unroll_hint = " (TESLA always recomputes one step at a time; exact=true gives the full unroll's gradient)"
 
     def init_synthetic(self) -> None:
         super().init_synthetic()
