@@ -1,7 +1,8 @@
 """Seconds per iteration against the machine's own measured limits, in one run (issue 14).
 
-    python benchmarks/speed.py                 # peaks, the unit-free goal ratio, DC/DSA/DM at IPC 1 and 10
+    python benchmarks/speed.py                 # peaks, the goal ratio, DC/DSA/DM at IPC 1 and 10, MTT at IPC 1, 10
     python benchmarks/speed.py --ipcs 1        # IPC 1 only (about 10 minutes on 2 cores)
+    python benchmarks/speed.py --skip dc:10 dsa:10   # leave out rows (DC/DSA IPC 10 eager: ~4 min an iteration)
     python benchmarks/speed.py --table         # speed.md from speed.json
 
 What it measures, in this order, in one session (every method row in a subprocess of its own, so its peak RSS is
@@ -15,6 +16,10 @@ its own):
    reference numerics) and with precision=bf16 compile=true: median seconds per iteration after one warm-up
    iteration (which holds the compilation), FLOPs per iteration (counted on the fp32 variant), achieved GFLOP/s
    and its fraction of the measured fp32 peak, peak RSS.
+4. MTT on MNIST (ConvNet-3, IPC 1 and 10, the whole synthetic set per student step) at syn_steps 10/20/30, with
+   the full unroll (``unroll=graph``, the reference) and the two-pass one (``unroll=adjoint``, memory flat in
+   syn_steps). The expert buffer is a real but short one made first (1 expert, 3 epochs on 1024 images): the cost
+   of an iteration does not depend on how long the experts trained, only on the architecture and syn_steps.
 The reference code's figures on this machine type are recorded numbers (seconds per iteration, 2 threads,
 tuned allocator unless said), not measured here; the ratio column compares with them.
 
@@ -47,6 +52,10 @@ REFERENCE_CODE = {
     ("dm", 1, 256): (2.4, "default allocator"),
     ("dm", 10, 256): (3.1, "default allocator"),
 }
+# mtt-distillation on MNIST, ConvNet-3, seconds per iteration and peak RSS GB by (ipc, syn_steps), default allocator
+REFERENCE_MTT = {(1, 10): (0.77, None), (1, 20): (1.56, None), (1, 30): (2.30, None),
+                 (10, 10): (11.3, 5.0), (10, 20): (26.0, 8.3), (10, 30): (37.0, 12.0)}
+MTT_SYN_STEPS = (10, 20, 30)
 
 
 def median_time(fn, n: int, warm: int = 1) -> tuple[float, float]:
@@ -103,12 +112,24 @@ def machine_peaks() -> dict:
     return out
 
 
-def method_setup(method: str, ipc: int, batch_real: int, fast: bool):
+def mtt_buffer(root: Path) -> Path:
+    """A short real expert buffer for the MTT rows: 1 ConvNet expert, 3 epochs on 1024 MNIST images."""
+    from easydd.experts import MANIFEST, train_experts
+    out = root / "mnist_ConvNet_speed"
+    if not (out / MANIFEST).exists():
+        train_experts("mnist", out, num_experts=1, epochs=3, subset=1024, progress=False, log=lambda *a: None)
+    return out
+
+
+def method_setup(method: str, ipc: int, batch_real: int, fast: bool, method_args: dict | None = None):
     from easydd.config import build_config
     from easydd.data import load_dataset
     from easydd.methods import get_method, method_params
-    over = dict(method=method, dataset="mnist", ipc=ipc, model="ConvNet", iterations=10 ** 6, seed=0,
-                batch_real=batch_real)
+    over = dict(method=method, dataset="mnist", ipc=ipc, model="ConvNet", iterations=10 ** 6, seed=0)
+    if method == "mtt":
+        over["method_args"] = dict(method_args or {}, expert_epochs=2, max_start_epoch=1, batch_syn=0)
+    else:
+        over["batch_real"] = batch_real
     if fast:
         over.update(precision="bf16", compile=True)
     cfg = build_config(None, over, method_params)
@@ -143,18 +164,70 @@ def goal_ratio(n: int) -> dict:
             "per_round_ratio_bf16_compiled": [f / t for f, t in zip(times["fast"], times["ten"])]}
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident set (VmHWM). Not ru_maxrss: a child started by fork + exec inherits its
+    parent's peak there, which made every row of an earlier speed.md read at least the parent's 1.6 GiB."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def one(spec: dict) -> dict:
     """One method row (run in its own process)."""
     import torch
     torch.set_num_threads(spec["threads"])
-    m = method_setup(spec["method"], spec["ipc"], spec["batch_real"], spec["fast"])
+    m = method_setup(spec["method"], spec["ipc"], spec.get("batch_real", 256), spec["fast"], spec.get("method_args"))
     it = iter(range(10 ** 6))
     s, first = median_time(lambda: m.step(next(it)), spec["n"], warm=1)
-    row = dict(spec, s_per_it=s, first_it_s=first,
-               peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    row = dict(spec, s_per_it=s, first_it_s=first, peak_rss_mib=peak_rss_mib())
     if not spec["fast"]:
         row["gflop_per_it"] = count_flops(lambda: m.step(next(it))) / 1e9
     return row
+
+
+def row_specs(a) -> list[dict]:
+    """Every row this run measures, in order (``--skip method:ipc`` leaves some out)."""
+    skip = set(a.skip)
+    specs = []
+    for ipc in a.ipcs:
+        for method in a.methods:
+            if f"{method}:{ipc}" in skip:
+                continue
+            n = a.n if (ipc == 1 or method in ("dm", "mtt")) else 2
+            if method == "mtt":
+                buf = str(mtt_buffer(HERE.parent / "buffers"))
+                specs += [dict(method="mtt", ipc=ipc, fast=False, n=n, threads=a.threads, method_args=dict(
+                    syn_steps=k, unroll=u, buffer=buf)) for k in MTT_SYN_STEPS for u in ("graph", "adjoint")]
+                continue
+            specs += [dict(method=method, ipc=ipc, batch_real=256, fast=fast, n=n, threads=a.threads)
+                      for fast in (False, True)]
+    return specs
+
+
+def measure_row(spec: dict) -> dict:
+    """One row in a process of its own (its peak RSS is its own); a failure becomes the row's error."""
+    p = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True)
+    row = (dict(spec, error=p.stderr.strip().splitlines()[-1:]) if p.returncode != 0
+           else json.loads(p.stdout.strip().splitlines()[-1]))
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def row_key(r: dict) -> tuple:
+    ma = r.get("method_args") or {}
+    return r["method"], r["ipc"], ma.get("syn_steps"), ma.get("unroll")
+
+
+def mtt_reference(r: dict) -> None:
+    ref = REFERENCE_MTT.get((r["ipc"], r["method_args"]["syn_steps"]))
+    if ref and "s_per_it" in r:
+        r["reference_code_s"], r["reference_code_rss_gb"] = ref
+        r["reference_code_allocator"] = "default allocator"
+        r["ratio_to_reference_code"] = r["s_per_it"] / ref[0]
 
 
 def machine_header(threads: int) -> dict:
@@ -186,25 +259,16 @@ def run(a) -> None:
     print("goal ratio ...", flush=True)
     res["goal"] = goal_ratio(a.n)
     print(json.dumps(res["goal"]), flush=True)
-    rows = []
-    for ipc in a.ipcs:
-        for method in a.methods:
-            for fast in (False, True):
-                n = a.n if (ipc == 1 or method == "dm") else 2
-                spec = dict(method=method, ipc=ipc, batch_real=256, fast=fast, n=n, threads=a.threads)
-                p = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True,
-                                   text=True)
-                if p.returncode != 0:
-                    rows.append(dict(spec, error=p.stderr.strip().splitlines()[-1:]))
-                else:
-                    rows.append(json.loads(p.stdout.strip().splitlines()[-1]))
-                print(json.dumps(rows[-1]), flush=True)
-    by = {(r["method"], r["ipc"]): r.get("gflop_per_it") for r in rows if not r["fast"]}
+    rows = [measure_row(spec) for spec in row_specs(a)]
+    by = {row_key(r): r.get("gflop_per_it") for r in rows if not r["fast"]}
     for r in rows:
-        flop = by.get((r["method"], r["ipc"]))
+        flop = by.get(row_key(r))
         if flop and "s_per_it" in r:
             r["gflops_achieved"] = flop / r["s_per_it"]
             r["fraction_of_fp32_peak"] = r["gflops_achieved"] / res["peaks"]["matmul_float32_gflops"]
+        if r["method"] == "mtt":
+            mtt_reference(r)
+            continue
         ref = REFERENCE_CODE.get((r["method"], r["ipc"], r["batch_real"]))
         if ref and "s_per_it" in r:
             r["reference_code_s"], r["reference_code_allocator"] = ref
@@ -243,7 +307,7 @@ def table() -> None:
              "of fp32 peak | peak RSS MiB | reference code s (allocator) | ratio |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     eager = {(r["method"], r["ipc"]): r.get("s_per_it") for r in res["methods"] if not r["fast"]}
-    for r in res["methods"]:
+    for r in (r for r in res["methods"] if r["method"] != "mtt"):
         path = "bf16 + compile" if r["fast"] else "fp32 eager"
         if "error" in r:
             lines.append(f"| {r['method'].upper()} | {r['ipc']} | {path} | failed: {r['error']} ||||||||")
@@ -260,14 +324,43 @@ def table() -> None:
               "the same work, so its GFLOP/s is that work over its time. The first iteration of a compiled row holds "
               "the compilation. The reference code's seconds are recorded figures from the same machine type "
               "(2 threads); a row measured with fewer threads or under load is slower than the machine allows."]
+    lines += mtt_table([r for r in res["methods"] if r["method"] == "mtt"])
     (OUT / "speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def mtt_table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    f = lambda v, nd=2: "-" if v is None else f"{v:.{nd}f}"  # noqa: E731
+    graph = {(r["ipc"], r["method_args"]["syn_steps"]): r.get("s_per_it") for r in rows
+             if r["method_args"]["unroll"] == "graph"}
+    lines = ["", "## MTT (MNIST, ConvNet-3, whole synthetic set per student step, eager fp32)", "",
+             "| IPC | syn_steps | unroll | s / iteration | time vs graph | GFLOP / it | GFLOP/s | of fp32 peak | "
+             "peak RSS MiB | reference code s | ratio | reference code peak RSS GB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ma = r["method_args"]
+        if "error" in r:
+            lines.append(f"| {r['ipc']} | {ma['syn_steps']} | {ma['unroll']} | failed: {r['error']} |||||||||")
+            continue
+        g = graph.get((r["ipc"], ma["syn_steps"]))
+        lines.append(f"| {r['ipc']} | {ma['syn_steps']} | {ma['unroll']} | {r['s_per_it']:.3f} | "
+                     f"{f(r['s_per_it'] / g if g else None)} | {f(r.get('gflop_per_it'), 1)} | "
+                     f"{f(r.get('gflops_achieved'), 0)} | {f(r.get('fraction_of_fp32_peak'))} | "
+                     f"{r['peak_rss_mib']:.0f} | {f(r.get('reference_code_s'))} | "
+                     f"{f(r.get('ratio_to_reference_code'))} | {f(r.get('reference_code_rss_gb'), 1)} |")
+    lines += ["", "The buffer is one expert trained 3 epochs on 1024 images (made by the benchmark): an iteration's cost "
+              "depends on the architecture, IPC and syn_steps, not on the experts' training. The reference code's "
+              "seconds and peak RSS are recorded figures (mtt-distillation, same machine type, default allocator)."]
+    return lines
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ipcs", nargs="+", type=int, default=[1, 10])
-    ap.add_argument("--methods", nargs="+", default=["dc", "dsa", "dm"])
+    ap.add_argument("--methods", nargs="+", default=["dc", "dsa", "dm", "mtt"])
+    ap.add_argument("--skip", nargs="*", default=[], help="rows to leave out, as method:ipc (e.g. dc:10 dsa:10)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--n", type=int, default=5, help="timed iterations per row (IPC 10 DC/DSA: 2)")
     ap.add_argument("--table", action="store_true")
