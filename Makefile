@@ -38,7 +38,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
-	$(PY) benchmarks/eval_throughput.py
+	$(PY) benchmarks/speed.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

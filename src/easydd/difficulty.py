@@ -313,8 +313,7 @@ class Panel:
         the initialisation too, which carries little label information and doubles the cost).
 
         ``data``: a Dataset (x_train, y_train, num_classes, name) or a tuple (x, y[, num_classes]). ``subset``:
-        train on this many training images (a seeded random choice) instead of all. Networks without BatchNorm are
-        trained together (stacked, one vmap); the learning rate drops x0.1 at half the epochs when epochs > 1,
+        train on this many training images (a seeded random choice) instead of all. The learning rate drops x0.1 at half the epochs when epochs > 1,
         as in :class:`easydd.train.TrainSpec`. The panel has ``num_models x len(checkpoints)`` members.
         """
         x, y, k, shape, name = _as_training_data(data, num_classes)

@@ -45,7 +45,7 @@ def check_eval_settings(models=("ConvNet",), num_models: int = 5, epochs: int | 
 
 def evaluate_distilled(distilled: Distilled, dataset, *, models=("ConvNet",), num_models: int = 5,
                        epochs: int | None = None, dsa: bool = True, lr: float | None = None, batch_size: int = 256,
-                       seed: int = 0, split: str = "test", progress: bool = True, stacked: bool | None = None,
+                       seed: int = 0, split: str = "test", progress: bool = True,
                        device: str | None = "auto") -> dict:
     """Train ``num_models`` networks of each architecture on the set; report accuracy on ``split`` (test/val)."""
     check_eval_settings(models, num_models, epochs, lr, batch_size)
@@ -68,8 +68,7 @@ def evaluate_distilled(distilled: Distilled, dataset, *, models=("ConvNet",), nu
     for m_i, model in enumerate(models):
         seeds = [derive_seed(seed, "eval", model, i) for i in range(num_models)]
         t0 = time.perf_counter()
-        ens = Ensemble(model, dataset.shape[0], dataset.num_classes, dataset.shape[1:], seeds, stacked=stacked,
-                       device=device)
+        ens = Ensemble(model, dataset.shape[0], dataset.num_classes, dataset.shape[1:], seeds, device=device)
         bar = tqdm(total=epochs * num_models, desc=f"eval {model} x{num_models}", disable=not progress,
                    leave=False, unit="epoch", dynamic_ncols=True)  # counts model-epochs
         ens.train(distilled.images.detach(), distilled.labels.detach(),
@@ -78,8 +77,7 @@ def evaluate_distilled(distilled: Distilled, dataset, *, models=("ConvNet",), nu
         bar.close()
         accs = ens.accuracy(x_eval, y_eval).tolist()
         mean, std = nan_safe_mean_std(accs)
-        result["models"][model] = {"accs": accs, "mean": mean, "std": std, "seconds": time.perf_counter() - t0,
-                                   "stacked": ens.stacked}
+        result["models"][model] = {"accs": accs, "mean": mean, "std": std, "seconds": time.perf_counter() - t0}
     return result
 
 

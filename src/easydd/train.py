@@ -2,24 +2,20 @@
 (experts.py) keep a loop of their own: they record the flat parameters after every epoch and may take SAM/GSAM
 steps, neither of which this loop does.
 
-``Ensemble`` holds K networks of one architecture. Where the architecture allows (no BatchNorm), the K networks
-are trained *together*: their parameters are stacked (``torch.func.stack_module_state``) and one ``vmap`` call runs
-all K forward/backward passes, which keeps both cores busy on the tiny batches of a distilled set (IPC 1-10).
-BatchNorm networks are trained one after another with the same loop. Stacking is opt-in (``stacked=True``):
-on the 2-core CPU measured in benchmarks/, plain sequential passes were faster; on a GPU it may pay (not measured yet).
-Each network has its own initial weights, its own mini-batch order and its own augmentation draws, all derived
-from explicit seeds.
+``Ensemble`` holds K networks of one architecture and trains them one after another. Each network has its own
+initial weights, its own mini-batch order and its own augmentation draws, all derived from explicit seeds.
+(A vmap-stacked path, all K networks in one call, was measured slower than K plain passes on this CPU, 1.45 vs
+0.99 s a step at batch 10, and was killed at 17 GiB training 5 ConvNets on 100 images; it was removed, see
+docs/speed.md.)
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call, stack_module_state, vmap
 
 from .nets import has_batchnorm, make_network
 from .runtime import generator
@@ -60,21 +56,10 @@ Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 class Ensemble:
     def __init__(self, model: str, channel: int, num_classes: int, im_size, seeds: list[int], *,
-                 stacked: bool | None = None, device: str | torch.device = "cpu", **net_kwargs):
+                 device: str | torch.device = "cpu", **net_kwargs):
         self.model_name, self.seeds, self.device = model, list(seeds), torch.device(device)
         self.nets = [make_network(model, channel, num_classes, im_size, s, **net_kwargs).to(self.device)
                      for s in self.seeds]
-        # Stacking is opt-in: on the CPUs measured here (benchmarks/results/eval_throughput.json) vmap turns each
-        # convolution into a grouped one that is slower and far hungrier for memory than K plain passes.
-        can_stack = not has_batchnorm(self.nets[0])
-        self.stacked = bool(stacked) and can_stack
-        if self.stacked:
-            self.params, self.buffers = stack_module_state(self.nets)
-            self._base = copy.deepcopy(self.nets[0]).to("meta")
-
-            def fn(p, b, x):
-                return functional_call(self._base, (p, b), (x,))
-            self._vf = vmap(fn)
 
     def __len__(self):
         return len(self.seeds)
@@ -84,11 +69,8 @@ class Ensemble:
               seed: int = 0, progress=None) -> "Ensemble":
         x, y = x.to(self.device), y.to(self.device)
         g = generator(seed)
-        if self.stacked:
-            self._train_stacked(x, y, spec, aug, g, progress)
-        else:
-            for net in self.nets:
-                self._train_single(net, x, y, spec, aug, g, progress)
+        for net in self.nets:
+            self._train_single(net, x, y, spec, aug, g, progress)
         return self
 
     def _batches(self, n: int, bs: int, g: torch.Generator):
@@ -97,26 +79,6 @@ class Ensemble:
 
     def _lr_at(self, spec: TrainSpec, epoch: int) -> float:
         return spec.lr * (0.1 if spec.decay_at_half and epoch >= spec.epochs // 2 and spec.epochs > 1 else 1.0)
-
-    def _train_stacked(self, x, y, spec, aug, g, progress):
-        k = len(self)
-        opt = torch.optim.SGD(list(self.params.values()), lr=spec.lr, momentum=spec.momentum,
-                              weight_decay=spec.weight_decay)
-        bs = min(spec.batch_size, x.shape[0])
-        for ep in range(spec.epochs):
-            for grp in opt.param_groups:
-                grp["lr"] = self._lr_at(spec, ep)
-            orders = [self._batches(x.shape[0], bs, g) for _ in range(k)]
-            for b in range(len(orders[0])):
-                xb = [x[o[b]] for o in orders]
-                if aug is not None:
-                    xb = [aug(xi, g) for xi in xb]
-                xb = torch.stack(xb)
-                yb = torch.stack([y[o[b]] for o in orders])
-                logits = self._vf(self.params, self.buffers, xb)
-                _sgd_step(opt, sum(soft_cross_entropy(logits[i], yb[i]) for i in range(k)), ep, spec)
-            if progress is not None:
-                progress.update(k)  # one epoch of every model
 
     def _train_single(self, net, x, y, spec, aug, g, progress):
         net.train()
@@ -140,15 +102,11 @@ class Ensemble:
         outs = []
         for i in range(0, x.shape[0], batch_size):
             xb = x[i:i + batch_size].to(self.device)
-            if self.stacked:
-                outs.append(vmap(lambda p, b: functional_call(self._base, (p, b), (xb,)))(self.params, self.buffers))
-            else:
-                for n in self.nets:
-                    n.eval()
-                outs.append(torch.stack([n(xb) for n in self.nets]))
-        if not self.stacked:
             for n in self.nets:
-                n.train()
+                n.eval()
+            outs.append(torch.stack([n(xb) for n in self.nets]))
+        for n in self.nets:
+            n.train()
         return torch.cat(outs, 1)
 
     def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
@@ -160,14 +118,7 @@ class Ensemble:
         return correct / x.shape[0]
 
     def state_dicts(self) -> list[dict[str, torch.Tensor]]:
-        if not self.stacked:
-            return [{k: v.detach().clone() for k, v in n.state_dict().items()} for n in self.nets]
-        out = []
-        for i in range(len(self)):
-            d = {k: v[i].detach().clone() for k, v in self.params.items()}
-            d.update({k: v[i].detach().clone() for k, v in self.buffers.items()})
-            out.append(d)
-        return out
+        return [{k: v.detach().clone() for k, v in n.state_dict().items()} for n in self.nets]
 
 
 def nan_safe_mean_std(values) -> tuple[float, float]:

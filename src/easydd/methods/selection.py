@@ -36,8 +36,7 @@ def check_ipc(dataset, ipc: int) -> None:
 def feature_extractor(dataset, seed: int, model: str = "ConvNet", epochs: int = 1, subset: int = 10000):
     g = generator(derive_seed(seed, "features"))
     idx = torch.randperm(dataset.x_train.shape[0], generator=g)[:subset]
-    ens = Ensemble(model, dataset.shape[0], dataset.num_classes, dataset.shape[1:], [derive_seed(seed, "fnet")],
-                   stacked=False)
+    ens = Ensemble(model, dataset.shape[0], dataset.num_classes, dataset.shape[1:], [derive_seed(seed, "fnet")])
     ens.train(dataset.x_train[idx], dataset.y_train[idx], TrainSpec(epochs=epochs, lr=0.01, decay_at_half=False),
               seed=derive_seed(seed, "ftrain"))
     net = ens.nets[0].eval()
