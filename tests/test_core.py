@@ -205,3 +205,29 @@ def test_thread_count_honours_the_users_openmp_setting(monkeypatch):
         assert set_threads() >= 1          # unparseable: every core, never a crash
     finally:
         torch.set_num_threads(before)
+
+
+def test_runs_eta_reports_progress_and_time_left_from_the_mean_run():
+    from easydd.runtime import RunsETA
+    t = [100.0]
+    eta = RunsETA(4, clock=lambda: t[0])
+    t[0] += 30                                     # first run: 30 s, three left
+    assert eta.step() == "[1/4, 30 s per run, ETA 0:01:30]"
+    t[0] += 90                                     # mean 60 s, two left
+    assert eta.step() == "[2/4, 60 s per run, ETA 0:02:00]"
+    t[0] += 3 * 3600                               # a long one: the ETA grows past an hour
+    assert eta.step() == "[3/4, 3640 s per run, ETA 1:00:40]"
+    assert eta.step().startswith("[4/4,") and eta.step().endswith("ETA 0:00:00]")   # never negative
+
+
+def test_peak_memory_is_this_process_peak_not_an_inherited_one():
+    import subprocess
+    import sys
+    from easydd.runtime import PeakMemory
+    big = torch.ones(512 * 2 ** 20 // 4)           # 512 MiB touched in this process: its peak is above torch's
+    assert PeakMemory.rss_mib() >= 512             # import alone (about 300 MiB), which is all the child holds
+    del big
+    # a child started by fork + exec from this (larger) process reports its own, small peak
+    out = subprocess.run([sys.executable, "-c", "from easydd.runtime import PeakMemory; print(PeakMemory.rss_mib())"],
+                         capture_output=True, text=True, check=True).stdout
+    assert float(out) < PeakMemory.rss_mib()

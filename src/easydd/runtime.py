@@ -100,9 +100,34 @@ def derive_seed(seed: int, *keys: int | str) -> int:
 
 
 class PeakMemory:
-    """Peak resident memory of this process (Linux ru_maxrss) in MiB."""
+    """Peak resident memory of this process in MiB: Linux's VmHWM, else ru_maxrss. Not ru_maxrss first: a process
+    started by fork + exec (a sweep worker, a benchmark row) starts there at its parent's peak."""
 
     @staticmethod
     def rss_mib() -> float:
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024.0
+        except (OSError, ValueError, IndexError):
+            pass
         import resource
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class RunsETA:
+    """Progress of a command whose unit of work is a whole run (a sweep, a study): after each run, a tag
+    '[k/n, S s per run, ETA H:MM:SS]' from the mean time per run so far. ``clock`` is injectable for tests."""
+
+    def __init__(self, total: int, clock=None):
+        import time
+        self.total, self.done = int(total), 0
+        self._clock = clock or time.perf_counter
+        self._t0 = self._clock()
+
+    def step(self) -> str:
+        self.done += 1
+        per = (self._clock() - self._t0) / self.done
+        left = int(round(per * max(self.total - self.done, 0)))
+        return f"[{self.done}/{self.total}, {per:.0f} s per run, ETA {left // 3600}:{left % 3600 // 60:02d}:{left % 60:02d}]"

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from .errors import UserError
+from .runtime import RunsETA
 
 # two-sided 95 % quantiles of Student's t by degrees of freedom (df > 30: the normal 1.96 is within 3 %)
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
@@ -172,7 +173,7 @@ def sweep(preset: str, weights, seeds, *, weight_key: str = "sdc_ratio", overrid
         dataset = load_dataset(cfg0.dataset, cfg0.data_root, zca=cfg0.zca, seed=0, val_size=cfg0.val_size)
     path = Path(records)
     path.parent.mkdir(parents=True, exist_ok=True)
-    done = load_records(path)
+    done, eta = load_records(path), RunsETA(0)
 
     def key(w: float, seed: int) -> tuple:
         return (preset, weight_key, float(w), int(seed), tag)
@@ -190,10 +191,12 @@ def sweep(preset: str, weights, seeds, *, weight_key: str = "sdc_ratio", overrid
             f.write(json.dumps(r) + "\n")
         done[key(r["weight"], r["seed"])] = r
         log(f"  {weight_key}={r['weight']:g} seed {r['seed']}: test {r['test_mean']:.4f} val {r['val_mean']} "
-            f"panel GraDN {r['panel_gradn']} rho {r['rho_last20pct']}")
+            f"panel GraDN {r['panel_gradn']} rho {r['rho_last20pct']} {eta.step()}")
 
     def run(points) -> None:
+        nonlocal eta
         todo = missing(points)
+        eta = RunsETA(len(todo))
         if jobs == 1:
             for w, seed, val in todo:
                 log(f"{preset} {weight_key}={w:g} seed {seed} ...")

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ...errors import UserError
-from ...runtime import derive_seed, generator
+from ...runtime import RunsETA, derive_seed, generator
 from .common import _atomic_text, _load_dataset, _log, _read_jsonl
 
 RULES = ("easiest", "hardest", "random")
@@ -136,6 +136,7 @@ def selection_study(s: SelectionStudy) -> dict:
         pos = {int(i): (c, j) for c, idx in enumerate(pools) for j, i in enumerate(idx.tolist())}
         _log(f"{ds.name}: scores ready in {score_seconds:.0f} s (GraDN mean {float(all_scores.mean()):.4g}, "
              f"min {float(all_scores.min()):.4g}, max {float(all_scores.max()):.4g})")
+        eta = RunsETA(len(todo))
         for seed, ipc, rule in todo:
             t = time.perf_counter()
             sel = pick_by_rule(pools, scores, rule, ipc, seed)
@@ -159,7 +160,7 @@ def selection_study(s: SelectionStudy) -> dict:
             with open(jl, "a") as f:
                 f.write(json.dumps(rec) + "\n")
             _log(f"{ds.name} ipc {ipc:4d} {rule:8s} seed {seed}: {100 * m['mean']:.2f} % "
-                 f"({ep} epochs, selected GraDN {rec['sel_gradn_mean']:.3g}, {rec['seconds']:.0f} s)")
+                 f"({ep} epochs, selected GraDN {rec['sel_gradn_mean']:.3g}, {rec['seconds']:.0f} s) {eta.step()}")
     return write_selection_outputs(out)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ...errors import UserError
+from ...runtime import RunsETA
 from .common import _atomic_text, _load_dataset, _log
 
 GM_METHODS = ("dc", "dsa", "dsac")
@@ -81,18 +82,23 @@ def difficulty_study(s: DifficultyStudy) -> dict:
     ds = _load_dataset(s.dataset)
     results = _previous_results(out / f"difficulty-{ds.name}.json")
     panel = reference_panel(ds, model="ConvNet", num_models=s.panel_models, epochs=s.panel_epochs, log=_log)
-    for k, ipc in enumerate(s.ipcs):
-        n_it = iters[k] if len(iters) > 1 else iters[0]
+    def finished(ipc: int, method: str, n_it: int) -> bool:
+        r = results.get((ipc, method))
+        return r is not None and r.get("status") == "ok" and r["iterations"] == n_it and not s.rerun
+
+    plan = [(ipc, iters[k] if len(iters) > 1 else iters[0]) for k, ipc in enumerate(s.ipcs)]
+    eta = RunsETA(sum(not finished(ipc, m, n_it) for ipc, n_it in plan for m in s.methods))
+    for ipc, n_it in plan:
         for method in s.methods:
             key = (ipc, method)
-            if key in results and results[key].get("status") == "ok" and results[key]["iterations"] == n_it \
-                    and not s.rerun:
+            if finished(ipc, method, n_it):
                 if results[key].get("diag") != DIAG_VERSION:  # runs finished before these diagnostics existed
                     _add_norms(results[key], ds, panel)
                     _write_difficulty(out, ds.name, results, s)
                 continue
             results[key] = _run_method(s, ds, panel, ipc, method, n_it)
             _write_difficulty(out, ds.name, results, s)
+            _log(f"{method} ipc {ipc}: done {eta.step()}")
     return write_difficulty_outputs(out, ds.name, s.command)
 
 
