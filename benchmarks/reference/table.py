@@ -59,7 +59,8 @@ def collect() -> list[dict]:
             last = met["final_eval"]["last"] if "final_eval" in met else met["last"]
             model = next(iter(last["models"].values()))
             r.update(done=True, test_mean=100 * model["mean"], test_accs=[100 * a for a in model["accs"]],
-                     eval=f"{last['num_models']} x {last['epochs']} epochs", seconds=met.get("total_seconds"),
+                     eval=f"{last['num_models']} x {last['epochs']} epochs, "
+                          f"{'DSA' if last.get('dsa') else 'no'} augmentation", seconds=met.get("total_seconds"),
                      distill_seconds=met.get("distill_seconds"), iterations=met["config"]["iterations"],
                      batch_real=met["config"].get("method_args", {}).get("batch_real"))
         else:
@@ -98,8 +99,8 @@ def table(runs: list[dict]) -> str:
             if done:
                 accs = [r["test_mean"] for r in done]
                 sd = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
-                ref = (f"{statistics.mean(accs):.2f}{sd} (seeds {', '.join(str(r['seed']) for r in done)}; "
-                       f"{'; '.join(f'{a:.2f}' for a in accs)})")
+                ref = (f"{statistics.mean(accs):.2f}{sd} (seeds {', '.join(str(r['seed']) for r in done)}: "
+                       f"{'; '.join(f'{a:.2f}' for a in accs)}; evaluation {done[0]['eval']})")
             else:
                 ref = "-"
             lines.append(f"| {method.upper()} | {dataset} | 1 | {path} | {ref} | {cut_s} | "
