@@ -41,8 +41,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results"
 
-# the reference code (DC/DSA/DM repositories) on this machine type, seconds per outer iteration, recorded
-# 2026-11/12 side by side with easydd (2 threads): tuned allocator where measured, else glibc's default
+# the reference code (DC/DSA/DM repositories), seconds per outer iteration, recorded 2026-11 on a 2-core AMD EPYC
+# side by side with easydd (2 threads): tuned allocator where measured, else glibc's default
 REFERENCE_CODE = {
     ("dsa", 1, 64): (0.93, "tuned allocator"),
     ("dsa", 1, 256): (3.4, "tuned allocator"),
@@ -348,8 +348,11 @@ def table() -> None:
                      f"{f(r.get('ratio_to_reference_code'))} |")
     lines += ["", "GFLOP / it counts the fp32 work of one iteration (FlopCounterMode); the bf16 + compile row does "
               "the same work, so its GFLOP/s is that work over its time. The first iteration of a compiled row holds "
-              "the compilation. The reference code's seconds are recorded figures from the same machine type "
-              "(2 threads); a row measured with fewer threads or under load is slower than the machine allows."]
+              "the compilation. The reference code's seconds are recorded figures from another 2-core machine (an AMD "
+              "EPYC, 2 threads; the brief's figures), so the ratio column mixes two CPUs; easydd's eager fp32 ran at "
+              "the reference code's speed when both were measured on one machine, so fast / eager is the "
+              "same-machine ratio. A row measured with fewer threads or under load is slower than the machine "
+              "allows."]
     lines += mtt_table([r for r in res["methods"] if r["method"] == "mtt"])
     (OUT / "speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -378,7 +381,7 @@ def mtt_table(rows: list[dict]) -> list[str]:
                      f"{f(r.get('ratio_to_reference_code'))} | {f(r.get('reference_code_rss_gb'), 1)} |")
     lines += ["", "The buffer is one expert trained 3 epochs on 1024 images (made by the benchmark): an iteration's cost "
               "depends on the architecture, IPC and syn_steps, not on the experts' training. The reference code's "
-              "seconds and peak RSS are recorded figures (mtt-distillation, same machine type, default allocator)."]
+              "seconds and peak RSS are recorded figures (mtt-distillation, the same AMD EPYC, default allocator)."]
     return lines
 
 
