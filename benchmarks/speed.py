@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -167,27 +166,16 @@ def goal_ratio(n: int) -> dict:
             "per_round_ratio_bf16_compiled": [f / t for f, t in zip(times["fast"], times["ten"])]}
 
 
-def peak_rss_mib() -> float:
-    """This process's peak resident set (VmHWM). Not ru_maxrss: a child started by fork + exec inherits its
-    parent's peak there, which made every row of an earlier speed.md read at least the parent's 1.6 GiB."""
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def one(spec: dict) -> dict:
     """One method row (run in its own process)."""
     import torch
+    from easydd.runtime import PeakMemory  # VmHWM: ru_maxrss would start at the parent's peak
     torch.set_num_threads(spec["threads"])
     load = os.getloadavg()
     m = method_setup(spec["method"], spec["ipc"], spec.get("batch_real", 256), spec["fast"], spec.get("method_args"))
     it = iter(range(10 ** 6))
     s, first = median_time(lambda: m.step(next(it)), spec["n"], warm=1)
-    row = dict(spec, s_per_it=s, first_it_s=first, peak_rss_mib=peak_rss_mib(), date=time.strftime("%Y-%m-%d %H:%M"),
+    row = dict(spec, s_per_it=s, first_it_s=first, peak_rss_mib=PeakMemory.rss_mib(), date=time.strftime("%Y-%m-%d %H:%M"),
                load_at_start=load)
     if not spec["fast"]:
         row["gflop_per_it"] = count_flops(lambda: m.step(next(it))) / 1e9
