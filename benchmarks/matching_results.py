@@ -86,7 +86,7 @@ def run_random(ds, dataset, ipc, seed, a) -> dict:
     from easydd.methods.selection import select
     t = time.perf_counter()
     d = select(ds, "random", ipc, seed=seed)
-    test = evaluate_distilled(d, ds, models=["ConvNet"], num_models=a.num_models, epochs=a.eval_epochs, dsa=True,
+    test = evaluate_distilled(d, ds, models=["ConvNet"], num_models=a.num_models, epochs=a.eval_epochs, aug="dsa",
                               seed=seed, progress=False)["models"]["ConvNet"]
     return {"dataset": dataset, "ipc": ipc, "method": "random", "lambda_sdc": 0.0, "seed": seed,
             "test_accs": test["accs"], "test_mean": test["mean"], "gradn_curve": [], "iterations": 0,

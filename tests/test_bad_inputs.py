@@ -163,6 +163,10 @@ CASES = [
     # eval: impossible settings and bad sets
     ("eval-epochs-negative", ["eval", "{F}/good.safetensors", "--epochs", "-1"], "--epochs must be >= 1",
      "leave it out"),
+    ("eval-aug-unknown", ["eval", "{F}/good.safetensors", "--aug", "autoaug"], "--aug must be one of",
+     "dsa, dc, crop, none"),
+    ("eval-aug-contradicts-no-dsa", ["eval", "{F}/good.safetensors", "--aug", "dc", "--no-dsa"],
+     "--no-dsa means --aug crop", "give only one of them"),
     ("eval-num-models-0", ["eval", "{F}/good.safetensors", "--num-models", "0"], "--num-models must be >= 1",
      "got 0"),
     ("eval-lr-nan", ["eval", "{F}/good.safetensors", "--lr", "nan"], "--lr must be a finite number > 0",

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from easydd.augment import DSA, PlainAugment
+from easydd.augment import DSA, DCAugment, PlainAugment
 from easydd.config import build_config, parse_overrides
 from easydd.distilled import Distilled, DistilledFileError
 from easydd.errors import UserError
@@ -86,6 +86,27 @@ def test_plain_augment_shape():
     assert PlainAugment()(torch.randn(3, 1, 28, 28), generator(0)).shape == (3, 1, 28, 28)
 
 
+def test_dc_augment_one_transform_per_image():
+    """Each transform alone does what the DC code's does: crop moves the content by -3..4 px (mean fill), rotation
+    keeps a constant image constant (mean fill), scale keeps the centre, noise is tiny; the mix is reproducible."""
+    dot = torch.zeros(1, 1, 16, 16)
+    dot[0, 0, 8, 8] = 1.0
+    g = generator(0)
+    moves = {tuple((DCAugment("crop")(dot, g)[0, 0] > 0.5).nonzero()[0].tolist()) for _ in range(200)}
+    assert {r - 8 for r, _ in moves} == set(range(-3, 5)) and {c - 8 for _, c in moves} == set(range(-3, 5))
+    const = torch.full((4, 3, 16, 16), 0.7)
+    assert torch.allclose(DCAugment("rotate")(const, g), const, atol=1e-5)
+    assert torch.allclose(DCAugment("crop")(const, g), const)
+    centre = DCAugment("scale")(const, g)[:, :, 6:10, 6:10]
+    assert torch.equal(centre, const[:, :, 6:10, 6:10])
+    x = torch.randn(64, 1, 28, 28)
+    assert (DCAugment("noise")(x, g) - x).abs().max() < 0.01
+    a, b = DCAugment()(x, generator(3)), DCAugment()(x, generator(3))
+    assert torch.equal(a, b) and not torch.equal(a, x)
+    with pytest.raises(ValueError, match="unknown DC augmentation"):
+        DCAugment("crop_warp")
+
+
 # -- the distilled set --------------------------------------------------------------------------------------
 def test_distilled_round_trip_hard_and_soft(tmp_path, digits):
     for labels, lr in ((torch.arange(10), None), (torch.randn(10, 10), 0.0123)):
@@ -126,6 +147,17 @@ def test_config_preset_overrides_and_errors():
         build_config(None, {"ipc": 0}, method_params)
     with pytest.raises(UserError, match="key=value"):
         parse_overrides(["ipc"])
+    with pytest.raises(UserError, match="eval_aug must be one of dsa, dc, crop, none"):
+        build_config(None, {"eval_aug": "autoaug"}, method_params)
+    with pytest.raises(UserError, match="eval_dsa is now eval_aug: write eval_aug=dsa"):
+        build_config(None, {"eval_dsa": True}, method_params)
+
+
+def test_dc_presets_evaluate_as_the_dc_code_does():
+    """The DC code augments MNIST evaluations (crop/scale/rotate, 1000 epochs) and nothing else (300 epochs)."""
+    assert build_config("dc-mnist-ipc1", {}, method_params).eval_aug == "dc"
+    assert build_config("dc-fashion_mnist-ipc1", {}, method_params).eval_aug == "none"
+    assert build_config("dsa-fashion_mnist-ipc1", {}, method_params).eval_aug == "dsa"
 
 
 # -- training and evaluation --------------------------------------------------------------------------------

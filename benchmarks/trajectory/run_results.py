@@ -40,7 +40,7 @@ DATASET = "mnist"  # --dataset rebinds it (and OUT) before anything runs
 def out_path(stem: str, ext: str) -> Path:
     """results.md etc. for MNIST (the first dataset run), results-<dataset>.md for the others."""
     return HERE / (f"{stem}.{ext}" if DATASET == "mnist" else f"{stem}-{DATASET}.{ext}")
-EVAL = dict(models=["ConvNetW32"], num_models=5, epochs=300, dsa=True)
+EVAL = dict(models=["ConvNetW32"], num_models=5, epochs=300, aug="dsa")
 
 
 def run_name(method, lam, seed):

@@ -1,4 +1,4 @@
-"""Differentiable Siamese Augmentation (DSA) with explicit parameters, and the plain evaluation augmentation.
+"""Differentiable Siamese Augmentation (DSA) with explicit parameters, and the evaluation augmentations.
 
 A DSA call is split in two: ``sample`` draws a *plan* (which family of transforms and its parameters) from an
 explicit ``torch.Generator``; ``apply`` runs the plan on a batch and is differentiable with respect to the images.
@@ -140,7 +140,8 @@ class DSA:
         f = p["flip"].view(-1, 1, 1, 1)
         return torch.where(f, x.flip(3), x)
 
-    def _crop(self, x, p):
+    @staticmethod
+    def _crop(x, p):
         """Translate by (tx, ty) pixels with zero fill: an index gather, differentiable w.r.t. x."""
         n, c, h, w = x.shape
         pad = max(int(p["tx"].abs().max()), int(p["ty"].abs().max()), 0)
@@ -191,3 +192,74 @@ class PlainAugment:
         if self.flip:
             x = self._dsa._flip(x, {"flip": (torch.rand(n, generator=generator) < 0.5).to(x.device)})
         return x
+
+
+class DCAugment:
+    """The DC reference code's evaluation augmentation ("crop_scale_rotate", used there for MNIST only): every
+    image gets ONE transform, drawn uniformly from the strategy's list, with the reference parameters:
+
+    - crop: move the content by (crop - r, crop - c) pixels, r, c uniform in [0, 2 crop), filling with the
+      batch's per-channel mean;
+    - scale: resize each axis by an independent factor U(1 - scale, 1 + scale) with nearest-neighbour sampling
+      about the centre, zero fill;
+    - rotate: an integer angle uniform in [-rotate, rotate) degrees about the centre, bicubic, filling with the
+      mean of the channel means;
+    - noise: add noise * N(0, 1).
+
+    Batched (one resampling per transform family, not one per image) and drawn from an explicit generator.
+    """
+
+    OPS = ("crop", "scale", "rotate", "noise")
+
+    def __init__(self, strategy: str = "crop_scale_rotate", crop: int = 4, scale: float = 0.2, rotate: int = 45,
+                 noise: float = 0.001):
+        self.ops = [s for s in strategy.split("_") if s]
+        unknown = [s for s in self.ops if s not in self.OPS]
+        if unknown or not self.ops:
+            raise ValueError(f"unknown DC augmentation(s) {unknown or strategy!r}; choose from {self.OPS}")
+        self.crop, self.scale, self.rotate, self.noise = crop, scale, rotate, noise
+
+    def __repr__(self):
+        return f"DCAugment({'_'.join(self.ops)!r})"
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator, siamese: bool = False) -> torch.Tensor:
+        if siamese:
+            raise ValueError("DCAugment draws one transform per image; it has no siamese mode")
+        n, c, h, w = x.shape
+        g = generator
+        choice = torch.randint(len(self.ops), (n,), generator=g)
+        # all parameters are drawn for every image, whichever transform it gets: the draws do not depend on x
+        shift = torch.randint(2 * self.crop, (2, n), generator=g) - self.crop
+        factor = _u((2, n), g, 1 - self.scale, 1 + self.scale)
+        angle = torch.randint(-self.rotate, self.rotate, (n,), generator=g).float() * (math.pi / 180)
+        noise = torch.randn(x.shape, generator=g).to(x.device, x.dtype)
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        out = x.clone()
+        for k, op in enumerate(self.ops):
+            idx = (choice == k).nonzero().flatten().to(x.device)
+            if idx.numel() == 0:
+                continue
+            xi, ic = x[idx], idx.cpu()
+            if op == "crop":
+                y = DSA._crop(xi - mean, {"tx": shift[0, ic].to(x.device), "ty": shift[1, ic].to(x.device)})
+                y = y + mean
+            elif op == "scale":  # output pixel u samples the input at u * side / int(factor * side)
+                sy = h / (factor[0, ic] * h).floor().clamp(min=1)
+                sx = w / (factor[1, ic] * w).floor().clamp(min=1)
+                z = torch.zeros_like(sx)
+                theta = torch.stack([torch.stack([sx, z, z], 1), torch.stack([z, sy, z], 1)], 1)
+                y = self._sample(xi, theta, "nearest")
+            elif op == "rotate":
+                t, z = angle[ic], torch.zeros_like(angle[ic])
+                theta = torch.stack([torch.stack([t.cos(), -t.sin(), z], 1), torch.stack([t.sin(), t.cos(), z], 1)], 1)
+                fill = mean.mean()
+                y = self._sample(xi - fill, theta, "bicubic") + fill
+            else:
+                y = xi + self.noise * noise[idx]
+            out[idx] = y
+        return out
+
+    @staticmethod
+    def _sample(x, theta, mode):
+        grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)

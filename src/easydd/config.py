@@ -42,8 +42,8 @@ class RunConfig:
     # evaluation at the end (reference protocol) and on the validation split during the run
     eval_models: list = field(default_factory=lambda: ["ConvNet"])
     eval_num_models: int = 5
-    eval_epochs: int | None = None      # None: 1000 with DSA, 300 without
-    eval_dsa: bool = True
+    eval_epochs: int | None = None      # None: 1000 with augmentation (dsa, dc), 300 without (crop, none)
+    eval_aug: str = "dsa"               # dsa | dc (the DC code's crop/scale/rotate) | crop (+-4 px) | none
     eval_every: int = 0                 # validate on the val split every k iterations (0: never)
     val_epochs: int = 300
     val_num_models: int = 2
@@ -134,6 +134,9 @@ def build_config(preset: str | None = None, overrides: dict | None = None, metho
     """Preset (optional) + overrides -> validated RunConfig. ``method_params(method) -> dataclass type`` is used
     to route and check method hyper-parameters."""
     data = load_preset(preset) if preset else {}
+    if "eval_dsa" in data or "eval_dsa" in (overrides or {}):  # the setting eval_aug replaced
+        raise UserError("eval_dsa is now eval_aug: write eval_aug=dsa for eval_dsa=true, eval_aug=crop for "
+                        "eval_dsa=false (eval_aug=dc: the DC code's MNIST augmentation; none: no augmentation)")
     margs = dict(data.pop("method_args", {}) or {})
     for k, v in (overrides or {}).items():
         if k == "method_args":  # a dict of method settings: merged over the preset's, like bare keys
@@ -248,7 +251,7 @@ _RUN_RULES = [
     (("val_epochs", "val_num_models", "panel_models"), lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     (("panel_epochs",), lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     (("eval_epochs",), lambda v: v is None or (_is_int(v) and v >= 1),
-     "an integer >= 1 (or null: 1000 with DSA, 300 without)"),
+     "an integer >= 1 (or null: 1000 with eval_aug dsa or dc, 300 otherwise)"),
     (("eval_num_models",), lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     (("val_size",), lambda v: v is None or (_is_int(v) and v >= 0) or (
         isinstance(v, float) and 0 < v < 1), "a number of images >= 0 or a fraction in (0, 1) (or null)"),
@@ -256,7 +259,7 @@ _RUN_RULES = [
      "a non-empty string"),
     (("data_root",), lambda v: v is None or (isinstance(v, str) and v.strip() != ""), "a path (or null)"),
     (("note",), lambda v: isinstance(v, str), "a string"),
-    (("zca", "eval_dsa"), lambda v: isinstance(v, bool), "true or false"),
+    (("zca",), lambda v: isinstance(v, bool), "true or false"),
     (("lambda_sdc", "sdc_ratio"), lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
      "a finite number >= 0"),
     (("method_args",), lambda v: isinstance(v, dict), "a mapping of method settings"),
@@ -298,6 +301,8 @@ def validate(cfg: RunConfig) -> None:
     need(_is_int(cfg.iterations) and cfg.iterations >= 0,
          f"iterations must be a non-negative integer (got {cfg.iterations!r})")
     need(cfg.init in ("real", "noise"), f"init must be 'real' or 'noise' (got {cfg.init!r})")
+    from .evaluate import EVAL_AUGS
+    need(cfg.eval_aug in EVAL_AUGS, f"eval_aug must be one of {', '.join(EVAL_AUGS)} (got {cfg.eval_aug!r})")
     need(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16 (got {cfg.precision!r})")
     need(isinstance(cfg.compile, bool), f"compile must be true or false (got {cfg.compile!r})")
     need(cfg.sdc_mode in ("batch", "sample"), f"sdc_mode must be 'batch' or 'sample' (got {cfg.sdc_mode!r})")

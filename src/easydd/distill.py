@@ -102,7 +102,8 @@ def _write_curves(run_dir: Path, rows: list[dict]) -> None:
 
 
 # settings that do not change the distilled set: a resumed run may differ in these
-RESUMABLE_CHANGES = {"eval_models", "eval_num_models", "eval_epochs", "eval_dsa", "device", "name", "out_dir",
+RESUMABLE_CHANGES = {"eval_models", "eval_num_models", "eval_epochs", "eval_aug", "device", "name", "out_dir",
+                     "eval_dsa",  # eval_aug's older form, in checkpoints made before it
                      "checkpoint_every", "track_every", "panel_models", "panel_epochs", "note", "iterations",
                      "logger", "log_images_every",
                      "eval_every", "val_epochs", "val_num_models"}
@@ -223,7 +224,7 @@ def _final_evaluation(cfg: RunConfig, dataset, run_dir: Path, distilled: Distill
     set chosen on validation (``best_on_val``), all under the run's one evaluation protocol."""
     def ev(d: Distilled) -> dict:
         return evaluate_distilled(d, dataset, models=cfg.eval_models, num_models=cfg.eval_num_models,
-                                  epochs=cfg.eval_epochs, dsa=cfg.eval_dsa, seed=cfg.seed, progress=progress,
+                                  epochs=cfg.eval_epochs, aug=cfg.eval_aug, seed=cfg.seed, progress=progress,
                                   device=device)
     out = {"last": ev(distilled)}
     log("final evaluation (last set, test split):\n" + format_result(out["last"]))
@@ -330,7 +331,7 @@ class _Loop:
         cfg = self.cfg
         d = self.method.distilled()
         r = evaluate_distilled(d, self.dataset, models=[cfg.model], num_models=cfg.val_num_models,
-                               epochs=cfg.val_epochs, dsa=cfg.eval_dsa, split="val", seed=cfg.seed, progress=False,
+                               epochs=cfg.val_epochs, aug=cfg.eval_aug, split="val", seed=cfg.seed, progress=False,
                                device=self.device)
         acc = r["models"][cfg.model]["mean"]
         row["val_acc"] = acc

@@ -128,7 +128,7 @@ def run_one(preset: str, overrides: dict, weight_key: str, weight: float, seed: 
     val = None
     if val_models > 0:
         val = evaluate_distilled(res.distilled, dataset, models=[cfg.model], num_models=val_models,
-                                 epochs=cfg.eval_epochs, dsa=cfg.eval_dsa, split="val", seed=seed,
+                                 epochs=cfg.eval_epochs, aug=cfg.eval_aug, split="val", seed=seed,
                                  progress=False, device=cfg.device)["models"][cfg.model]["mean"]
     test = res.metrics["last"]["models"][cfg.model]
     curves = _curves(res.run_dir)

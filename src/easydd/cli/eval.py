@@ -12,12 +12,23 @@ def add_eval_arguments(p) -> None:
     """The evaluation protocol's flags, the same for `eval` and `select`."""
     p.add_argument("--models", "--eval-models", nargs="+", default=["ConvNet"], help="architectures to evaluate (cross-architecture)")
     p.add_argument("--num-models", "--eval-num-models", type=int, default=5, help="networks trained per architecture")
-    p.add_argument("--epochs", "--eval-epochs", type=int, default=None, help="training epochs (default 1000 with DSA, 300 without)")
-    p.add_argument("--no-dsa", action="store_true", help="plain augmentation instead of DSA during evaluation")
+    p.add_argument("--epochs", "--eval-epochs", type=int, default=None,
+                   help="training epochs (default 1000 with --aug dsa or dc, 300 with crop or none)")
+    p.add_argument("--aug", "--eval-aug", default=None, metavar="{dsa,dc,crop,none}",
+                   help="augmentation while training the evaluation networks (default dsa; dc: the DC code's "
+                        "crop/scale/rotate, its MNIST protocol; crop: translation by up to 4 px)")
+    p.add_argument("--no-dsa", action="store_true", help="the same as --aug crop")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the set's learned lr or 0.01)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--device", default="auto", help="auto (a CUDA GPU if visible, else cpu), cpu, cuda[:i], mps")
+
+
+def eval_aug_from_args(a) -> str:
+    """--aug, with --no-dsa as its older spelling of --aug crop."""
+    if a.no_dsa and a.aug not in (None, "crop"):
+        raise UserError(f"--no-dsa means --aug crop; it contradicts --aug {a.aug}: give only one of them")
+    return "crop" if a.no_dsa else (a.aug or "dsa")
 
 
 def add_arguments(p) -> None:
@@ -35,7 +46,7 @@ def add_arguments(p) -> None:
 def run_from_args(a) -> int:
     from ..distilled import Distilled, atomic_write
     from ..evaluate import check_eval_settings, evaluate_distilled, format_result
-    check_eval_settings(a.models, a.num_models, a.epochs, a.lr)
+    check_eval_settings(a.models, a.num_models, a.epochs, a.lr, aug=eval_aug_from_args(a))
     d = Distilled.load(a.target)
     from ..distill import prepare_run_dir  # an output folder that cannot be written fails now, not after training
     target = Path(a.target)
@@ -48,8 +59,8 @@ def run_from_args(a) -> int:
     d.check_dataset(ds)
     if a.scores is not None:
         return _eval_scores(a, d, ds)
-    r = evaluate_distilled(d, ds, models=a.models, num_models=a.num_models, epochs=a.epochs, dsa=not a.no_dsa,
-                           lr=a.lr, seed=a.seed, progress=not a.quiet, device=a.device)
+    r = evaluate_distilled(d, ds, models=a.models, num_models=a.num_models, epochs=a.epochs,
+                           aug=eval_aug_from_args(a), lr=a.lr, seed=a.seed, progress=not a.quiet, device=a.device)
     target = Path(a.target)
     out = Path(a.out) if a.out else (target if target.is_dir() else target.parent)
     out.mkdir(parents=True, exist_ok=True)

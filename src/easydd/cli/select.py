@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .eval import add_eval_arguments
+from .eval import add_eval_arguments, eval_aug_from_args
 
 
 def add_arguments(p) -> None:
@@ -26,7 +26,7 @@ def run_from_args(a) -> int:
     from ..distill import prepare_run_dir
     if not a.no_eval:
         from ..evaluate import check_eval_settings
-        check_eval_settings(a.models, a.num_models, a.epochs, a.lr)
+        check_eval_settings(a.models, a.num_models, a.epochs, a.lr, aug=eval_aug_from_args(a))
     from ..config import _check_name
     _check_name(a.name)
     from ..data import load_dataset
@@ -43,8 +43,8 @@ def run_from_args(a) -> int:
     d.save_grid(run_dir / "grid.png", ds)
     print(f"selected {len(d)} images ({a.method}, ipc {a.ipc}) -> {run_dir}")
     if not a.no_eval:
-        r = evaluate_distilled(d, ds, models=a.models, num_models=a.num_models, epochs=a.epochs, dsa=not a.no_dsa,
-                               lr=a.lr, seed=a.seed, progress=not a.quiet, device=a.device)
+        r = evaluate_distilled(d, ds, models=a.models, num_models=a.num_models, epochs=a.epochs,
+                               aug=eval_aug_from_args(a), lr=a.lr, seed=a.seed, progress=not a.quiet, device=a.device)
         atomic_write(run_dir / "metrics.json", lambda t: Path(t).write_text(json.dumps(
             {"config": {"dataset": ds.name, "method": a.method, "ipc": a.ipc, "seed": a.seed}, "last": r},
             indent=2)))

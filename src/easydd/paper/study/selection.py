@@ -144,8 +144,8 @@ def selection_study(s: SelectionStudy) -> dict:
             ep = eval_epochs_for(n, s.epochs, s.max_steps)
             d = Distilled(ds.x_train[sel].clone(), ds.y_train[sel].clone(), None,
                           {"dataset": ds.name, "ipc": ipc, "method": rule, "kind": "selection", "seed": seed})
-            r = evaluate_distilled(d, ds, models=[s.eval_model], num_models=s.num_models, epochs=ep, dsa=s.dsa,
-                                   seed=seed, progress=False)
+            r = evaluate_distilled(d, ds, models=[s.eval_model], num_models=s.num_models, epochs=ep,
+                                   aug="dsa" if s.dsa else "crop", seed=seed, progress=False)
             m = r["models"][s.eval_model]
             sel_g = [float(scores[pos[int(i)][0]][pos[int(i)][1]]) for i in sel.tolist()]
             rec = {"dataset": ds.name, "ipc": ipc, "method": rule, "seed": seed, "accs": m["accs"],
