@@ -108,7 +108,7 @@ def main() -> None:
     p.add_argument("--cells", nargs="*", default=[], help="method:dataset:ipc, e.g. dsa:mnist:1")
     p.add_argument("--weights", nargs="+", type=float, default=[0, 0.1, 0.3, 1])
     p.add_argument("--weight-key", default="sdc_ratio", choices=["sdc_ratio", "lambda_sdc"])
-    p.add_argument("--sdc-net", default="trained", choices=["trained", "fresh"])
+    p.add_argument("--sdc-net", default="trained", choices=["trained", "fresh", "expert"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--iterations", type=int, default=0, help="override the preset's iterations (0: keep)")
     p.add_argument("--init", default="", choices=["", "real", "noise"])

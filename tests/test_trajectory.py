@@ -190,7 +190,8 @@ def test_lambda_zero_is_exactly_the_base_method(env, tmp_path, method):
     same = direct(env, tmp_path, method, lambda_sdc=0.0, sdc_mode="sample")
     assert torch.equal(base.images, same.images)
     assert torch.equal(base.labels, same.labels) and base.lr == same.lr
-    for mode, net in (("batch", "fresh"), ("sample", "fresh"), ("batch", "trained")):
+    for mode, net in (("batch", "fresh"), ("sample", "fresh"), ("batch", "trained"), ("batch", "expert"),
+                      ("sample", "expert")):
         sdc = direct(env, tmp_path, method, lambda_sdc=0.5, sdc_mode=mode, sdc_net=net, sdc_pool=2)
         assert not torch.equal(base.images, sdc.images)
         assert torch.isfinite(sdc.images).all()
@@ -210,6 +211,26 @@ def test_sdc_batch_term_is_the_mean_step_gradient_norm(env, tmp_path):
     g0 = torch.autograd.grad(soft_cross_entropy(m.fwd(th, x), m.labels[st.idx]), th)[0]
     logs = m.step(0)
     assert logs["sdc"] == pytest.approx(float(g0.norm()), rel=1e-5)
+
+
+def test_sdc_at_the_expert_start_checkpoint(env, tmp_path):
+    """sdc_net=expert: R is the mean per-class gradient norm of the synthetic images at the start checkpoint, and
+    sdc_ratio sets lambda so that the first update's rho is the ratio; other method families refuse it."""
+    m = get_method("mtt")(cfg_for(env, "mtt", tmp_path, sdc_ratio=0.3, sdc_net="expert"), env[0])
+    m.init_synthetic()
+    m.setup()
+    g = m.rng(0)
+    e, t = m.draw(0, g)
+    start, _ = m.buffer.get(e, t, 2)
+    th = start.clone().requires_grad_(True)
+    norms = [torch.autograd.grad(soft_cross_entropy(m.fwd(th, m.images.detach()[m.class_slice(c)]),
+                                                    m.labels[m.class_slice(c)]), th)[0].norm()
+             for c in range(m.num_classes)]
+    logs = m.step(0)
+    assert logs["sdc"] == pytest.approx(float(torch.stack(norms).mean()), rel=1e-5)
+    assert logs["rho"] == pytest.approx(0.3, rel=1e-4)
+    with pytest.raises(UserError, match="sdc_net=expert is not available for dsa"):
+        build_config(None, dict(method="dsa", sdc_net="expert", sdc_ratio=0.3), method_params)
 
 
 def test_tesla_method_labels_and_memory_mode(env, tmp_path):

@@ -167,6 +167,12 @@ def build_config(preset: str | None = None, overrides: dict | None = None, metho
             hint = "; ".join(f"{b!r}" + (f" (did you mean {s[0]!r}?)" if s else "") for b, s in sugg.items())
             raise UserError(f"unknown setting(s) for method {cfg.method!r}: {hint}. Run settings: "
                             f"{', '.join(sorted(RUN_KEYS))}; {cfg.method} settings: {', '.join(sorted(names))}")
+        from .sdc import SDC_NETS_DEFAULT
+        nets = getattr(params_cls, "sdc_nets", None) or SDC_NETS_DEFAULT
+        if cfg.sdc_net not in nets:
+            raise UserError(f"sdc_net={cfg.sdc_net} is not available for {cfg.method}: choose one of "
+                            f"{', '.join(nets)} (expert: trajectory matching only, R at the expert checkpoint the "
+                            "student starts from)")
         params = _coerce(params_cls, margs)
         check_method_args(params)
         margs = dataclasses.asdict(params)

@@ -15,6 +15,8 @@ Where R is measured (``sdc_net``):
   difficulty a run reports is measured on networks the penalty never saw.
 - ``fresh``: at the networks the method already uses (gradient matching: its sampled network; DM: its random
   network; trajectory matching: the unrolled student). Kept for comparison.
+- ``expert`` (trajectory matching only): at the expert checkpoint the iteration's student starts from, a network
+  trained on the real data that the method already holds (no pool); per-class norms as with ``trained``.
 
 How hard it pushes: the matching losses differ by orders of magnitude across methods, so a fixed ``lambda_sdc``
 does not transfer. Every update logs rho = ||d(lambda R)/dS|| / ||dL_match/dS|| (both gradients exist anyway).
@@ -32,7 +34,8 @@ from .errors import UserError
 from .runtime import derive_seed, generator
 from .train import soft_cross_entropy
 
-SDC_NETS = ("trained", "fresh")
+SDC_NETS = ("trained", "fresh", "expert")
+SDC_NETS_DEFAULT = ("trained", "fresh")   # what a method supports unless its Params say ``sdc_nets``
 POOL_SEED = 1      # the tracking panel uses seed 0: the pool and the panel never share a network
 EMA = 0.9
 
@@ -98,6 +101,10 @@ class SDC:
     @property
     def trained(self) -> bool:
         return self.active and self.net == "trained"
+
+    @property
+    def expert(self) -> bool:
+        return self.active and self.net == "expert"
 
     # -- the pool ---------------------------------------------------------------------------------------------
     def prepare(self, dataset, device, log=None) -> None:

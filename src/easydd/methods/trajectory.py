@@ -38,6 +38,8 @@ Images (SGD momentum 0.5, ``lr_img``), the step size (SGD momentum 0.5, ``lr_lr`
 
 SDC with ``sdc_net=trained`` (the default): R at a network of the trained pool (easydd.sdc), its gradient added
 to the unroll's after the matching gradient is computed; ``sdc_ratio`` works as for every method.
+SDC with ``sdc_net=expert``: the same, with R at the expert checkpoint theta*_t the student starts from (a
+network trained on the real data, the one this iteration's match is about) instead of a pool network.
 SDC with ``sdc_net=fresh`` (lambda = ``cfg.lambda_sdc``), R inside the unroll:
 - batch mode: R = mean_k ||g_k||, the norms of the student's own step gradients, kept in the graph
   (create_graph), so lambda*R moves the images, the step size and learnable labels. In TESLA, R enters pass 2:
@@ -57,6 +59,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch.func import functional_call
@@ -180,6 +183,7 @@ def tesla_gradients(fwd, start, target, steps, images, labels, lr, aug=None, *, 
 
 @dataclass
 class TMParams:
+    sdc_nets: ClassVar[tuple] = ("trained", "fresh", "expert")  # where R may be measured (easydd.sdc)
     buffer: str = ""               # expert directory (`easydd experts`); '' = buffers/<dataset>_<model>[_zca][_sam]
     syn_steps: int = 20            # N: student steps per iteration
     expert_epochs: int = 2         # M: target = expert at start + M
@@ -356,6 +360,24 @@ class MTT(Method):
         return per_sample_grad_norms(self.net, self.images, labels, params=self._unflat(start.detach()),
                                      create_graph=True).mean()
 
+    def add_expert_sdc(self, start: torch.Tensor) -> dict:
+        """sdc_net=expert: add lambda * dR/d(.) with R at the start checkpoint (per-class gradient norms in batch
+        mode, per-sample GraDN in sample mode); a no-op returning {} otherwise."""
+        if not self.sdc.expert:
+            return {}
+        if self.cfg.sdc_mode == "sample":
+            r = self.sample_sdc(start, self.labels)
+        else:
+            flat = start.detach().requires_grad_(True)
+            norms = []
+            for c in range(self.num_classes):
+                s = self.class_slice(c)
+                loss = soft_cross_entropy(self.fwd(flat, self.images[s]), self.labels[s])
+                norms.append(flat_norm(torch.autograd.grad(loss, [flat], create_graph=True)))
+            r = torch.stack(norms).mean()
+        ins = self.learnables()
+        return self._add_sdc(ins, [t.grad for t in ins], r)
+
     def gradients(self, start, target, steps, labels) -> tuple[torch.Tensor, torch.Tensor]:
         """Sets .grad on every learnable; returns (matching loss, R) as detached tensors."""
         if self.p.unroll == "adjoint":
@@ -404,6 +426,7 @@ class MTT(Method):
         self.guard(it, loss)
         logs = {"loss": float(loss), "sdc": float(sdc), "start_epoch": t0, "expert": e}
         logs.update(self.add_trained_sdc(it))  # sdc_net=trained: R at a pool network, with rho and lambda
+        logs.update(self.add_expert_sdc(start))  # sdc_net=expert: R at the start checkpoint
         if self.skip(loss):
             logs["skipped"] = 1
         else:
