@@ -226,20 +226,10 @@ def mtt_reference(r: dict) -> None:
 def machine_header(threads: int) -> dict:
     import torch
     from easydd.fastpass import native_bf16
-    from easydd.runtime import allocator_is_tuned
+    from easydd.runtime import allocator_is_tuned, cpu_name
     return {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "cpu": _cpu_name(), "native_bf16": native_bf16(torch.device("cpu")), "torch": torch.__version__,
+            "cpu": cpu_name(), "native_bf16": native_bf16(torch.device("cpu")), "torch": torch.__version__,
             "threads": threads, "allocator_tuned": allocator_is_tuned(), "load_at_start": os.getloadavg()}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def run(a) -> None:

@@ -57,6 +57,19 @@ def share_cores(world: int, device=None) -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))  # a process-wide setting: entry points only
 
 
+def cpu_name() -> str:
+    """The CPU model (e.g. for records: runs on two CPU models differ in the last bits, then chaotically)."""
+    import platform
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _env_int(name: str) -> int:
     """A positive integer from the environment, or 0 when unset or not one (OpenMP accepts lists like ``4,2``: the
     first entry is the outer level's count)."""

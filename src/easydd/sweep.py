@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from .errors import UserError
-from .runtime import RunsETA
+from .runtime import RunsETA, cpu_name
 
 # two-sided 95 % quantiles of Student's t by degrees of freedom (df > 30: the normal 1.96 is within 3 %)
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
@@ -142,7 +142,8 @@ def run_one(preset: str, overrides: dict, weight_key: str, weight: float, seed: 
             "gradn_curve": curves.get("gradn", []),
             "rho_last20pct": _tail_mean(curves.get("rho", [])),
             "lambda_last20pct": _tail_mean(curves.get("lambda", [])),
-            "device": res.metrics.get("device"), "seconds": time.perf_counter() - t0, "run_dir": str(res.run_dir),
+            "device": res.metrics.get("device"), "cpu": cpu_name(),
+            "seconds": time.perf_counter() - t0, "run_dir": str(res.run_dir),
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
@@ -290,7 +291,10 @@ def cell_record(base: list[dict], sdc: list[dict], chosen: float, weight_key: st
             100 * (strongest["panel_gradn"] / scored[0.0]["panel_gradn"] - 1),
             "panel_gradn_at_iteration": b0.get("panel_gradn_iteration") or b0["iterations"],
             "iterations": b0["iterations"], "eval_epochs": b0["eval_epochs"],
-            "eval_num_models": b0["eval_num_models"], "budget_note": b0["note"], "device": b0["device"]}
+            "eval_num_models": b0["eval_num_models"], "budget_note": b0["note"], "device": b0["device"],
+            # pairs whose two runs ran on different CPU models (float results differ there before any SDC)
+            "pairs_across_cpus": [b["seed"] for b, s in zip(base, sdc) if b.get("cpu") != s.get("cpu")
+                                  and b.get("cpu") and s.get("cpu")]}
 
 
 def verdict(cell: dict) -> str:
