@@ -95,9 +95,14 @@ def table() -> None:
                      + ", ".join(f"{w}: {fmt(v, 3)}" for w, v in c["rho_by_weight"].items()) + " |")
     early = [c for c in cells if c.get("panel_gradn_at_iteration", c["iterations"]) != c["iterations"]]
     for c in early:
-        lines.append(f"\n{c['method'].upper()} {c['dataset']} IPC {c['ipc']}: panel GraDN measured at iteration "
+        lines.append(f"\n{c['method'].upper()} {c['dataset']} IPC {c['ipc']} (R at {c['sdc_net']}): panel GraDN "
+                     f"measured at iteration "
                      f"{c['panel_gradn_at_iteration']} of {c['iterations']} (the last tracked point; those runs "
                      "predate tracking of the final iteration).")
+    for c in cells:
+        if c.get("pairs_across_cpus"):
+            lines.append(f"\n{c['method'].upper()} {c['dataset']} IPC {c['ipc']} (R at {c['sdc_net']}): the base and "
+                         f"SDC runs of seed(s) {c['pairs_across_cpus']} ran on different CPU models.")
     (OUT / "effect.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
