@@ -167,9 +167,9 @@ def build_config(preset: str | None = None, overrides: dict | None = None, metho
             hint = "; ".join(f"{b!r}" + (f" (did you mean {s[0]!r}?)" if s else "") for b, s in sugg.items())
             raise UserError(f"unknown setting(s) for method {cfg.method!r}: {hint}. Run settings: "
                             f"{', '.join(sorted(RUN_KEYS))}; {cfg.method} settings: {', '.join(sorted(names))}")
-        from .sdc import SDC_NETS_DEFAULT
+        from .sdc import SDC_NETS, SDC_NETS_DEFAULT
         nets = getattr(params_cls, "sdc_nets", None) or SDC_NETS_DEFAULT
-        if cfg.sdc_net not in nets:
+        if cfg.sdc_net in SDC_NETS and cfg.sdc_net not in nets:  # an unknown name: validate() says so
             raise UserError(f"sdc_net={cfg.sdc_net} is not available for {cfg.method}: choose one of "
                             f"{', '.join(nets)} (expert: trajectory matching only, R at the expert checkpoint the "
                             "student starts from)")
