@@ -7,6 +7,7 @@ is seed 1, so the difficulty is measured on networks the penalty never saw). Res
 
     python benchmarks/sdc_effect.py --cells dsa:mnist:1 --weights 0 0.1 0.3 1 --seeds 0 1 2 3 4 \
         --iterations 60 --num-models 3
+    python benchmarks/sdc_effect.py --cells dsa:fashion_mnist:10 --fast   # real-data passes bf16, compiled
     python benchmarks/sdc_effect.py --table          # effect.json + effect.md from every finished cell
 
 Writes benchmarks/results/sdc/{runs.jsonl, effect.json, effect.md}.
@@ -40,11 +41,14 @@ def run_cells(a) -> None:
             over["iterations"] = a.iterations
         if a.init:
             over["init"] = a.init
-        tag = f"it{a.iterations or 'preset'}-{a.sdc_net}" + (f"-{a.init}" if a.init else "")
+        if a.fast:  # the real-data passes in bf16, compiled (docs/speed.md); base and SDC runs alike
+            over.update(precision="bf16", compile=True)
+        tag = (f"it{a.iterations or 'preset'}-{a.sdc_net}" + (f"-{a.init}" if a.init else "")
+               + ("-fast" if a.fast else ""))
         rec = sweep(f"{method}-{dataset}-ipc{ipc}-cpu", a.weights, a.seeds, weight_key=a.weight_key,
                     overrides=over, records=OUT / "runs.jsonl", out_dir=f"{a.runs}/{tag}", val_models=a.val_models, tag=tag)
         rec.update(tag=tag, machine=machine(), date=time.strftime("%Y-%m-%d"), init=a.init or "real",
-                   command="python benchmarks/sdc_effect.py " + " ".join(a.argv))
+                   fast_path=a.fast, command="python benchmarks/sdc_effect.py " + " ".join(a.argv))
         dir_fd = os.open(OUT, os.O_RDONLY)   # cells finishing at once in two processes: one rewrite at a time
         try:
             fcntl.flock(dir_fd, fcntl.LOCK_EX)
@@ -57,6 +61,9 @@ def run_cells(a) -> None:
         print(json.dumps({k: rec[k] for k in ("method", "dataset", "ipc", "weight", "acc_base", "acc_sdc",
                                              "paired_diff_mean", "paired_diff_ci95", "seeds_up",
                                              "panel_gradn_base", "panel_gradn_sdc")}), flush=True)
+
+
+FAST_NOTE = "; fast path (real-data passes bf16 + compiled, both arms)"
 
 
 def fmt(v, nd=2):
@@ -85,7 +92,7 @@ def table() -> None:
             f"{fmt(c['panel_gradn_sdc'], 3)} ({fmt(c['panel_gradn_change_pct'], 0)} %) | {c['acc_base']:.2f} | "
             f"{c['acc_sdc']:.2f} | {c['paired_diff_mean']:+.2f} [{fmt(lo)}, {fmt(hi)}] | "
             f"{c['seeds_up']}/{c['seeds_down']} of {len(c['seeds'])} | {verdict(c)} | {c['iterations']} it; "
-            f"{c['budget_note']} | {c['machine']} |")
+            f"{c['budget_note']}{FAST_NOTE if c.get('fast_path') else ''} | {c['machine']} |")
     lines += ["", "Panel GraDN and rho (||d(lambda R)/dS|| / ||dL_match/dS||, mean of the last 20 % of iterations) "
               "by weight on the first seed:", "",
               "| method | dataset | IPC | R at | weight: panel GraDN | weight: rho |", "|---|---|---|---|---|---|"]
@@ -120,6 +127,8 @@ def main() -> None:
     p.add_argument("--num-models", type=int, default=3)
     p.add_argument("--val-models", type=int, default=2)
     p.add_argument("--track-every", type=int, default=20)
+    p.add_argument("--fast", action="store_true",
+                   help="precision=bf16 compile=true for base and SDC runs alike (DC, DSA, DSAC, DM only)")
     p.add_argument("--runs", default="runs/sdc")
     p.add_argument("--table", action="store_true")
     a = p.parse_args()
