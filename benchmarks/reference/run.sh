@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The reference budgets on this CPU (issue 14, item 3): DC and DSA at IPC 1 with the reference recipe
 # (1000 iterations, real batch 256, evaluation 5 ConvNets x reference epochs), lambda 0, seeds 0 1 2,
-# MNIST then Fashion-MNIST. One thread, lowest priority, so it can run beside other work.
+# MNIST and Fashion-MNIST. One thread, lowest priority, so it can run beside other work.
 # Resumable: every run checkpoints every 50 iterations into benchmarks/results/reference/runs/<name>/
 # (small files, committed), and a finished run (metrics.json present) is skipped.
 #   nohup bash benchmarks/reference/run.sh > /tmp/reference.log 2>&1 &
@@ -15,8 +15,9 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 FAST=${FAST:-0}
 EXTRA=""; SUFFIX=""; NICE="nice -n 19"
 if [ "$FAST" = 1 ]; then EXTRA="precision=bf16 compile=true"; SUFFIX="-fast"; NICE=""; fi
-for ds in mnist fashion_mnist; do
-  for seed in 0 1 2; do
+# Seed by seed across both datasets, so every cell gets a first number before any gets its third.
+for seed in 0 1 2; do
+  for ds in mnist fashion_mnist; do
     for m in dsa dc; do
       name="$m-$ds-ipc1-s$seed$SUFFIX"
       [ -f "$OUT/$name/metrics.json" ] && continue
