@@ -2,7 +2,7 @@
 # The reference budgets on this CPU (issue 14, item 3): DC and DSA at IPC 1 with the reference recipe
 # (1000 iterations, real batch 256, evaluation 5 ConvNets x reference epochs), lambda 0, seeds 0 1 2,
 # MNIST and Fashion-MNIST. One thread, lowest priority, so it can run beside other work.
-# Resumable: every run checkpoints every 50 iterations into benchmarks/results/reference/runs/<name>/
+# Resumable: every run checkpoints every 25 iterations into benchmarks/results/reference/runs/<name>/
 # (small files, committed), and a finished run (metrics.json present) is skipped.
 #   nohup bash benchmarks/reference/run.sh > /tmp/reference.log 2>&1 &
 # FAST=1: the same recipe with the real-data passes in bf16 and compiled (precision=bf16 compile=true; docs/speed.md,
