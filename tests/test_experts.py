@@ -164,3 +164,55 @@ def test_easydd_experts_command_exits_zero(tmp_path, monkeypatch, capsys):
     assert rc == 0
     assert len(ExpertBuffer(tmp_path / "e").files) == 1
     assert "1 experts x 1 epochs" in capsys.readouterr().out
+
+
+def test_fast_path_experts_follow_eager_and_say_so(tmp_path):
+    """compile=true trains the same trajectory as eager fp32 up to float rounding (SAM's second pass included),
+    records the setting in every file, and a folder made one way refuses the other."""
+    ds = fake_dataset()
+    kw = dict(KW, num_experts=1, epochs=2, sam_rho=0.05)
+    eager = ExpertBuffer(train_experts(ds, tmp_path / "e", **kw)).params(0, [0, 1, 2])
+    out = train_experts(ds, tmp_path / "f", compile=True, **kw)
+    fast = ExpertBuffer(out)
+    assert torch.equal(fast.params(0, 0), eager[0])               # the same initialisation
+    assert torch.allclose(fast.params(0, [0, 1, 2]), eager, rtol=1e-4, atol=1e-5)
+    assert fast.settings["compile"] is True and fast.settings["precision"] == "fp32"
+    with pytest.raises(UserError, match="compile"):
+        train_experts(ds, out, **kw)
+
+
+def test_bf16_experts_train_where_the_hardware_has_it(tmp_path, monkeypatch):
+    from easydd.fastpass import native_bf16
+    ds = fake_dataset()
+    if native_bf16(torch.device("cpu")):
+        out = train_experts(ds, tmp_path / "b", num_experts=1, epochs=3, precision="bf16", **KW)
+        rec = ExpertBuffer(out).record(0)
+        assert rec["settings"]["precision"] == "bf16" and rec["train_loss"][-1] < rec["train_loss"][0]
+    monkeypatch.setattr("easydd.fastpass.native_bf16", lambda device: False)
+    with pytest.raises(UserError, match="no native bf16"):
+        train_experts(ds, tmp_path / "n", num_experts=1, epochs=1, precision="bf16", **KW)
+    assert not (tmp_path / "n").exists()                          # refused before anything was written
+    with pytest.raises(UserError, match="precision"):
+        train_experts(ds, tmp_path / "n", num_experts=1, epochs=1, precision="fp16", **KW)
+
+
+def test_buffers_made_before_the_fast_path_settings_still_match():
+    from easydd.experts import _check_same
+    want = {"dataset": "fake", "epochs": 2, "precision": "fp32", "compile": False}
+    _check_same({"dataset": "fake", "epochs": 2}, want, "old")     # an old header: made with the defaults
+    with pytest.raises(UserError, match="precision"):
+        _check_same({"dataset": "fake", "epochs": 2}, dict(want, precision="bf16"), "old")
+
+
+def test_cli_fast_path_flags(tmp_path, monkeypatch):
+    import argparse
+    from easydd.experts import recipe_command
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    monkeypatch.setattr("easydd.experts._resolve_dataset", lambda d, zca, root=None: fake_dataset())
+    args = p.parse_args(["--dataset", "fake", "--num-experts", "1", "--epochs", "1", "--model", "MLP", "--compile",
+                         "--precision", "fp32", "--out", str(tmp_path / "c"), "--no-progress", "--batch-size", "8"])
+    assert ExpertBuffer(run_from_args(args)).settings["compile"] is True
+    cmd = recipe_command({"dataset": "mnist", "num_experts": 2, "epochs": 3, "precision": "bf16", "compile": True},
+                         None)
+    assert "--precision bf16" in cmd and "--compile" in cmd

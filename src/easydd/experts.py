@@ -41,6 +41,7 @@ from .distilled import atomic_write
 from .errors import DivergenceError, UserError, divergence_advice
 # the on-disk format and its reader (ExpertBuffer) live in expert_buffer.py, re-exported here
 from .expert_buffer import FORMAT, MANIFEST, ExpertBuffer, _read_header, expert_file  # noqa: F401
+from .fastpass import RealPass, check_precision
 from .io import RunLock, file_sha256 as _sha256
 from .nets import has_batchnorm, make_network
 from .runtime import derive_seed, generator, share_cores
@@ -70,6 +71,8 @@ class ExpertSettings:
     zca: bool = False
     subset: int | None = None      # class-balanced training subset (CPU budgets); None: all
     seed: int = 0
+    precision: str = "fp32"        # bf16: the training passes under bf16 autocast (docs/speed.md)
+    compile: bool = False          # the training passes through torch.compile (one template per process)
     num_params: int = 0
     param_names: list = field(default_factory=list)
     param_shapes: list = field(default_factory=list)
@@ -93,13 +96,14 @@ def _global_norm(tensors) -> torch.Tensor:
     return torch.sqrt(sum((t.float() ** 2).sum() for t in tensors))
 
 
-def _sam_gradient(net, params, loss_fn, grads, rho: float, alpha: float, adaptive: bool):
+def _sam_gradient(net, params, loss_fn, grads, rho: float, alpha: float, adaptive: bool, grad_fn=None):
     """The update direction of SAM / GSAM at the current parameters.
 
     SAM (Foret et al. 2021): perturb w by e = rho * g / ||g|| (ASAM: e = rho * w^2 g / ||w g||), return the
     gradient g_p at w + e. GSAM (Zhuang et al. 2022): additionally remove alpha times the component of g
     orthogonal to g_p: d = g_p - alpha * (g - (<g, g_p> / ||g_p||^2) g_p), which descends the surrogate gap
     without changing the perturbed loss to first order. ``grads`` is g at w; parameters are restored on exit.
+    ``grad_fn`` (the fast path): computes the gradient at the current parameters instead of ``loss_fn``.
     """
     with torch.no_grad():
         saved = [p.detach().clone() for p in params]
@@ -108,7 +112,7 @@ def _sam_gradient(net, params, loss_fn, grads, rho: float, alpha: float, adaptiv
         eps = [((p * p) if adaptive else 1.0) * g * scale for p, g in zip(params, grads)]
         for p, e in zip(params, eps):
             p.add_(e)
-    g_p = torch.autograd.grad(loss_fn(), params)
+    g_p = grad_fn() if grad_fn is not None else torch.autograd.grad(loss_fn(), params)
     with torch.no_grad():
         for p, w in zip(params, saved):  # restore exactly (w + e - e is not w in floating point)
             p.copy_(w)
@@ -119,10 +123,39 @@ def _sam_gradient(net, params, loss_fn, grads, rho: float, alpha: float, adaptiv
         return [b - alpha * (a - (dot / gp2) * b) for a, b in zip(grads, g_p)]
 
 
+def fast_pass(s: ExpertSettings, device="cpu") -> RealPass | None:
+    """The fast path for ``s`` (one per process: its compiled template serves every expert), or None (eager)."""
+    return RealPass(s.precision, s.compile, device) if (s.precision != "fp32" or s.compile) else None
+
+
+def _batch_update(net, params, xb, yb, s: ExpertSettings, fast: RealPass | None):
+    """(the batch's loss, a function giving the update direction: the gradient, or SAM's / GSAM's). Eager fp32
+    when ``fast`` is None, in the order of the reference code; else the passes go through ``fast`` (bf16 autocast
+    and/or compiled) while the parameters and the optimiser step stay fp32."""
+    def loss_fn():
+        return F.cross_entropy(net(xb), yb)
+    if fast is None:
+        loss, grad_fn = loss_fn(), None
+        first = lambda: torch.autograd.grad(loss, params)  # noqa: E731
+    else:
+        def grad_fn():
+            return fast.loss_and_grads(net, params, xb, yb)[1]
+        loss, g0 = fast.loss_and_grads(net, params, xb, yb)
+        first = lambda: g0  # noqa: E731
+
+    def direction():
+        grads = first()
+        if s.sam_rho > 0:
+            grads = _sam_gradient(net, params, loss_fn, grads, s.sam_rho, s.gsam_alpha, s.sam_adaptive, grad_fn)
+        return grads
+    return loss, direction
+
+
 def train_one_expert(x: torch.Tensor, y: torch.Tensor, settings: ExpertSettings, index: int, aug=None,
                      x_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None, device="cpu",
-                     progress=None) -> tuple[torch.Tensor, dict]:
-    """Train expert ``index``; return its trajectory (epochs + 1, num_params) and a small record."""
+                     progress=None, fast: RealPass | None = None) -> tuple[torch.Tensor, dict]:
+    """Train expert ``index``; return its trajectory (epochs + 1, num_params) and a small record. ``fast``: the
+    training passes on the fast path (``fast_pass(settings)``); None: eager fp32, the reference numerics."""
     s = settings
     net = make_network(s.model, s.channel, s.num_classes, tuple(s.im_size),
                        derive_seed(s.seed, "expert-init", index)).to(device)
@@ -142,16 +175,11 @@ def train_one_expert(x: torch.Tensor, y: torch.Tensor, settings: ExpertSettings,
             xb, yb = x[idx.to(x.device)], y[idx.to(y.device)]
             if aug is not None:
                 xb = aug(xb, g)
-
-            def loss_fn():
-                return F.cross_entropy(net(xb), yb)
-            loss = loss_fn()
+            loss, direction = _batch_update(net, params, xb, yb, s, fast)
             if not torch.isfinite(loss):
                 raise DivergenceError(f"expert {index} diverged: the loss became {float(loss)} at epoch {ep}. "
                                       + divergence_advice(f"--lr (now {s.lr:g}) or --sam (now {s.sam_rho:g})"))
-            grads = torch.autograd.grad(loss, params)
-            if s.sam_rho > 0:
-                grads = _sam_gradient(net, params, loss_fn, grads, s.sam_rho, s.gsam_alpha, s.sam_adaptive)
+            grads = direction()
             for p, gr in zip(params, grads):
                 p.grad = gr
             opt.step()
@@ -173,7 +201,12 @@ def train_one_expert(x: torch.Tensor, y: torch.Tensor, settings: ExpertSettings,
 
 
 
+# settings added after buffers were made: a header without them was made with these values
+_LATER_DEFAULTS = {"precision": "fp32", "compile": False}
+
+
 def _check_same(found: dict, want: dict, where: str) -> None:
+    found = {**_LATER_DEFAULTS, **found}
     diff = [k for k in want if k not in ("created",) and found.get(k) != want[k]]
     if diff:
         details = ", ".join(f"{k}: {found.get(k)!r} there vs {want[k]!r} now" for k in diff[:4])
@@ -254,16 +287,23 @@ def train_experts(dataset, out_dir: str | os.PathLike | None = None, num_experts
                   subset: int | None = None, momentum: float = 0.0, weight_decay: float = 0.0,
                   dsa_strategy: str = "", zca: bool = False, data_root=None, rank: int | None = None,
                   world_size: int | None = None, device: str | None = None, progress: bool = True,
-                  log=print) -> Path:
+                  precision: str = "fp32", compile: bool = False, log=print) -> Path:
     """Train experts 0..num_experts-1 (this process's share of them when run in parallel) into ``out_dir``.
 
     ``dataset``: a loaded Dataset, or a name (loaded with ``zca``). With ``rank``/``world_size`` (or an initialised
     torch.distributed group, or torchrun's environment) this process trains the experts i % world_size == rank;
-    rank 0 writes the manifest after all ranks finish. Returns ``out_dir``.
+    rank 0 writes the manifest after all ranks finish. ``precision="bf16"`` / ``compile=True``: the training
+    passes on the fast path (bf16 autocast where the hardware has native bf16, torch.compile), recorded in every
+    file's settings. Returns ``out_dir``.
     """
     from .augment import default_strategy
     check_recipe(num_experts=num_experts, epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum,
                  weight_decay=weight_decay, subset=subset, seed=seed)
+    if device is None:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    check_precision(precision, torch.device(device))
+    if not isinstance(compile, bool):
+        raise UserError(f"compile must be true or false (got {compile!r})")
     ds = _resolve_dataset(dataset, zca, data_root)
     if subset is not None and subset < ds.num_classes:
         raise UserError(f"--subset {subset} is fewer images than {ds.name}'s {ds.num_classes} classes; give at "
@@ -276,8 +316,6 @@ def train_experts(dataset, out_dir: str | os.PathLike | None = None, num_experts
     uses_zca = getattr(ds, "zca", None) is not None
     out = Path(out_dir or default_buffer_dir(ds.name, model, uses_zca, sam_rho > 0))
     rank, world, owns = _dist_info(rank, world_size)
-    if device is None:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
     probe = make_network(model, ds.shape[0], ds.num_classes, ds.shape[1:], 0)
     if has_batchnorm(probe):
         raise UserError(f"{model} has BatchNorm; trajectory matching stores and replays parameters only, so use a "
@@ -287,7 +325,8 @@ def train_experts(dataset, out_dir: str | os.PathLike | None = None, num_experts
                        momentum=float(momentum), weight_decay=float(weight_decay), dsa=bool(dsa),
                        dsa_strategy=strategy, sam_rho=float(sam_rho), gsam_alpha=float(gsam_alpha),
                        sam_adaptive=bool(sam_adaptive), zca=uses_zca, subset=None if not subset else int(subset),
-                       seed=int(seed), num_params=sum(p.numel() for p in probe.parameters()),
+                       seed=int(seed), precision=precision, compile=compile,
+                       num_params=sum(p.numel() for p in probe.parameters()),
                        param_names=[n for n, _ in probe.named_parameters()],
                        param_shapes=[list(p.shape) for p in probe.parameters()], channel=int(ds.shape[0]),
                        num_classes=int(ds.num_classes), im_size=list(ds.shape[1:]))
@@ -334,9 +373,10 @@ def _train_into(out: Path, ds, s: ExpertSettings, want: dict, num_experts: int, 
     bar = tqdm(total=len(todo) * s.epochs, disable=not progress, desc=f"experts r{rank}" if world > 1 else "experts",
                position=rank, unit="ep", dynamic_ncols=True)
     from safetensors.torch import save_file
+    fast = fast_pass(s, device)
     for i in todo:
         t0 = time.perf_counter()
-        traj, rec = train_one_expert(x, y, s, i, aug, x_val, y_val, device, progress=bar)
+        traj, rec = train_one_expert(x, y, s, i, aug, x_val, y_val, device, progress=bar, fast=fast)
         rec["seconds"] = time.perf_counter() - t0
         header = {"easydd_expert": json.dumps({"format": FORMAT, "settings": want, **rec})}
         atomic_write(out / expert_file(i), lambda tmp: save_file({"trajectory": traj.contiguous()}, tmp,
@@ -422,7 +462,7 @@ def train_experts_parallel(nprocs: int, **kwargs) -> Path:
 # --------------------------------------------------------------------------------------------------------------
 
 RECIPE_KEYS = ("dataset", "num_experts", "epochs", "model", "lr", "batch_size", "momentum", "weight_decay",
-               "sam_rho", "gsam_alpha", "sam_adaptive", "dsa", "zca", "subset", "seed")
+               "sam_rho", "gsam_alpha", "sam_adaptive", "dsa", "zca", "subset", "seed", "precision", "compile")
 
 
 def recipe_from_preset(name: str) -> tuple[dict, str | None]:
@@ -446,12 +486,13 @@ def recipe_command(recipe: dict, out: str | None) -> str:
     """The `easydd experts` command line that makes the buffer described by ``recipe``."""
     flags = {"dataset": "--dataset", "num_experts": "--num-experts", "epochs": "--epochs", "model": "--model",
              "lr": "--lr", "batch_size": "--batch-size", "momentum": "--momentum", "weight_decay": "--weight-decay",
-             "sam_rho": "--sam", "gsam_alpha": "--gsam-alpha", "subset": "--subset", "seed": "--seed"}
+             "sam_rho": "--sam", "gsam_alpha": "--gsam-alpha", "subset": "--subset", "seed": "--seed",
+             "precision": "--precision"}
     parts = ["easydd experts"]
     for k, fl in flags.items():
         if recipe.get(k) not in (None, ""):
             parts.append(f"{fl} {recipe[k]}")
-    for k, fl in (("sam_adaptive", "--sam-adaptive"), ("zca", "--zca")):
+    for k, fl in (("sam_adaptive", "--sam-adaptive"), ("zca", "--zca"), ("compile", "--compile")):
         if recipe.get(k):
             parts.append(fl)
     if recipe.get("dsa") is False:

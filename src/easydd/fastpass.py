@@ -127,13 +127,19 @@ class RealPass:
         """d CE(net(x), y) / d params, detached, in fp32."""
         if not self.fast:
             return [t.detach() for t in torch.autograd.grad(soft_cross_entropy(net(x), y), params)]
-        module, fn = self._runner(net, "forward")
+        return self.loss_and_grads(net, params, x, y)[1]
+
+    def loss_and_grads(self, net: torch.nn.Module, params: list[torch.Tensor], x: torch.Tensor,
+                       y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(CE(net(x), y) detached, its gradients with respect to ``params``, detached, fp32)."""
+        module, fn = self._runner(net, "forward") if self.fast else (net, net.forward)
         if module is not net:  # the template: gradients with respect to its (copied) parameters
             params = list(module.parameters())
         with self._autocast():
             out = fn(_standard(x))
-        g = torch.autograd.grad(soft_cross_entropy(out.float(), y), params)
-        return [t.detach().float() for t in g]
+        loss = soft_cross_entropy(out.float(), y)
+        g = torch.autograd.grad(loss, params)
+        return loss.detach(), [t.detach().float() for t in g]
 
     @torch.no_grad()
     def class_means(self, net: torch.nn.Module, xs: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -38,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--zca", action="store_true", default=None, help="ZCA-whiten the data (distill later with zca=true)")
     a("--subset", type=int, default=None, help="train on a class-balanced subset of N images (CPU budgets)")
     a("--seed", type=int, default=None, help="seed (default 0)")
+    a("--precision", choices=["fp32", "bf16"], default=None, help="bf16: the training passes under bf16 autocast "
+                                                                  "(CPUs with AMX / AVX512-BF16, GPUs with bf16); "
+                                                                  "default fp32")
+    a("--compile", action="store_true", default=None, help="the training passes through torch.compile")
     a("--nproc", type=int, default=1, help="train in P local processes (or launch with torchrun)")
     a("--data-root", default=None, help="data root")
     a("--device", default=None, help="cpu or cuda[:i] (default: cuda if available)")
@@ -53,7 +57,8 @@ def _recipe(args) -> tuple[dict, str | None]:
                 "model": args.model, "lr": args.lr, "batch_size": args.batch_size, "momentum": args.momentum,
                 "weight_decay": args.weight_decay, "sam_rho": args.sam, "gsam_alpha": args.gsam_alpha,
                 "sam_adaptive": args.sam_adaptive, "dsa": None if args.no_dsa is None else not args.no_dsa,
-                "zca": args.zca, "subset": args.subset, "seed": args.seed}
+                "zca": args.zca, "subset": args.subset, "seed": args.seed,
+                "precision": args.precision, "compile": args.compile}
     recipe.update({k: v for k, v in explicit.items() if v is not None})
     for need, flag in (("dataset", "--dataset"), ("num_experts", "--num-experts"), ("epochs", "--epochs")):
         if recipe.get(need) is None:
