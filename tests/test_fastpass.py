@@ -100,3 +100,38 @@ def test_compiled_gradient_matching_tracks_eager_through_the_inner_loop(digits):
     (le, xe), (lc, xc) = run(), run(compile=True)
     assert lc["loss"] == pytest.approx(le["loss"], rel=1e-3)
     torch.testing.assert_close(xc, xe, rtol=1e-3, atol=1e-4)
+
+
+def test_evaluation_on_the_fast_path_tracks_eager_and_says_so():
+    """eval_compile: the evaluation networks' training and test passes through the compiled template (fp32 here)
+    give the eager run's accuracy; the result records the path; the default stays the eager code."""
+    from easydd.distilled import Distilled
+    from easydd.evaluate import evaluate_distilled
+    from easydd.data import Dataset
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(3).repeat_interleave(20)
+    x = torch.randn(60, 1, 8, 8, generator=g) + y.view(-1, 1, 1, 1).float()
+    ds = Dataset("toy", x, y, x[::3].clone(), y[::3].clone(), x[1::3].clone(), y[1::3].clone(),
+                 ["a", "b", "c"], (0.5,), (0.5,), "test")
+    d = Distilled(x[::10].clone(), y[::10].clone(), meta={"dataset": "toy"})
+    kw = dict(models=["ConvNetD2W16"], num_models=2, epochs=20, aug="none", progress=False, device="cpu")
+    eager = evaluate_distilled(d, ds, **kw)
+    fast = evaluate_distilled(d, ds, passes=fastpass.passes_for("fp32", True, torch.device("cpu")), **kw)
+    assert eager["compile"] is False and fast["compile"] is True and fast["precision"] == "fp32"
+    a, b = eager["models"]["ConvNetD2W16"]["accs"], fast["models"]["ConvNetD2W16"]["accs"]
+    assert max(abs(u - v) for u, v in zip(a, b)) <= 1 / 20 + 1e-9   # at most one test image flips
+    assert fastpass.passes_for("fp32", False, torch.device("cpu")) is None
+
+
+def test_eval_settings_are_checked_before_any_work(monkeypatch, tmp_path, capsys):
+    with pytest.raises(UserError, match="eval_precision"):
+        build_config(None, dict(method="dsa", eval_precision="fp16"), method_params)
+    with pytest.raises(UserError, match="eval_compile"):
+        build_config(None, dict(method="dsa", eval_compile="yes"), method_params)
+    from easydd.cli import main
+    monkeypatch.setenv("EASYDD_NO_REEXEC", "1")
+    monkeypatch.setattr(fastpass, "native_bf16", lambda device: False)
+    assert main(["eval", str(tmp_path / "nothing.safetensors"), "--precision", "bf16", "--device", "cpu"]) == 2
+    assert "no native bf16" in capsys.readouterr().err     # refused before the (missing) file is even opened
+    assert main(["eval", str(tmp_path / "nothing.safetensors"), "--scores", "ddranking", "--compile"]) == 2
+    assert "not to --scores" in capsys.readouterr().err

@@ -44,6 +44,8 @@ class RunConfig:
     eval_num_models: int = 5
     eval_epochs: int | None = None      # None: 1000 with augmentation (dsa, dc), 300 without (crop, none)
     eval_aug: str = "dsa"               # dsa | dc (the DC code's crop/scale/rotate) | crop (+-4 px) | none
+    eval_precision: str = "fp32"        # fp32 | bf16: the evaluation networks' passes under bf16 autocast
+    eval_compile: bool = False          # torch.compile the evaluation networks' passes (docs/speed.md)
     eval_every: int = 0                 # validate on the val split every k iterations (0: never)
     val_epochs: int = 300
     val_num_models: int = 2
@@ -311,6 +313,8 @@ def validate(cfg: RunConfig) -> None:
     need(cfg.eval_aug in EVAL_AUGS, f"eval_aug must be one of {', '.join(EVAL_AUGS)} (got {cfg.eval_aug!r})")
     need(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16 (got {cfg.precision!r})")
     need(isinstance(cfg.compile, bool), f"compile must be true or false (got {cfg.compile!r})")
+    need(cfg.eval_precision in ("fp32", "bf16"), f"eval_precision must be fp32 or bf16 (got {cfg.eval_precision!r})")
+    need(isinstance(cfg.eval_compile, bool), f"eval_compile must be true or false (got {cfg.eval_compile!r})")
     need(cfg.sdc_mode in ("batch", "sample"), f"sdc_mode must be 'batch' or 'sample' (got {cfg.sdc_mode!r})")
     from .sdc import check_settings
     check_settings(cfg)

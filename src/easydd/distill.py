@@ -25,6 +25,7 @@ from .config import RunConfig
 from .distilled import Distilled, atomic_write
 from .errors import DivergedError, UserError, divergence_advice
 from .evaluate import check_eval_settings, evaluate_distilled, format_result
+from .fastpass import check_precision, passes_for
 from .io import RunLock
 from .methods import get_method
 from .methods.selection import check_ipc
@@ -102,7 +103,8 @@ def _write_curves(run_dir: Path, rows: list[dict]) -> None:
 
 
 # settings that do not change the distilled set: a resumed run may differ in these
-RESUMABLE_CHANGES = {"eval_models", "eval_num_models", "eval_epochs", "eval_aug", "device", "name", "out_dir",
+RESUMABLE_CHANGES = {"eval_models", "eval_num_models", "eval_epochs", "eval_aug", "eval_precision", "eval_compile",
+                     "device", "name", "out_dir",
                      "eval_dsa",  # eval_aug's older form, in checkpoints made before it
                      "checkpoint_every", "track_every", "panel_models", "panel_epochs", "note", "iterations",
                      "logger", "log_images_every",
@@ -159,6 +161,7 @@ def distill(cfg: RunConfig, dataset=None, *, progress: bool = True, resume: bool
         build_network(m, dataset.shape[0], dataset.num_classes, tuple(dataset.shape[1:]))
     if final_eval:
         check_eval_settings(cfg.eval_models, cfg.eval_num_models, cfg.eval_epochs)
+    check_precision(cfg.eval_precision, device)  # bf16 without native units: refused now, not at the end
     if cfg.eval_every and dataset.x_val.shape[0] == 0:  # found now, not at the first validation
         raise UserError(f"eval_every={cfg.eval_every} validates on the validation split, but it is empty "
                         f"(val_size={cfg.val_size}); set val_size > 0 or eval_every=0")
@@ -225,7 +228,8 @@ def _final_evaluation(cfg: RunConfig, dataset, run_dir: Path, distilled: Distill
     def ev(d: Distilled) -> dict:
         return evaluate_distilled(d, dataset, models=cfg.eval_models, num_models=cfg.eval_num_models,
                                   epochs=cfg.eval_epochs, aug=cfg.eval_aug, seed=cfg.seed, progress=progress,
-                                  device=device)
+                                  device=device, passes=passes)
+    passes = passes_for(cfg.eval_precision, cfg.eval_compile, device)
     out = {"last": ev(distilled)}
     log("final evaluation (last set, test split):\n" + format_result(out["last"]))
     for k in method.extra_tensors():
@@ -332,7 +336,8 @@ class _Loop:
         d = self.method.distilled()
         r = evaluate_distilled(d, self.dataset, models=[cfg.model], num_models=cfg.val_num_models,
                                epochs=cfg.val_epochs, aug=cfg.eval_aug, split="val", seed=cfg.seed, progress=False,
-                               device=self.device)
+                               device=self.device, passes=passes_for(cfg.eval_precision, cfg.eval_compile,
+                                                                     self.device))
         acc = r["models"][cfg.model]["mean"]
         row["val_acc"] = acc
         if acc > self.best["val_acc"]:

@@ -64,8 +64,10 @@ def check_eval_settings(models=("ConvNet",), num_models: int = 5, epochs: int | 
 def evaluate_distilled(distilled: Distilled, dataset, *, models=("ConvNet",), num_models: int = 5,
                        epochs: int | None = None, aug: str = "dsa", lr: float | None = None, batch_size: int = 256,
                        seed: int = 0, split: str = "test", progress: bool = True,
-                       device: str | None = "auto") -> dict:
-    """Train ``num_models`` networks of each architecture on the set; report accuracy on ``split`` (test/val)."""
+                       device: str | None = "auto", passes=None) -> dict:
+    """Train ``num_models`` networks of each architecture on the set; report accuracy on ``split`` (test/val).
+    ``passes``: a ``fastpass.RealPass`` (``fastpass.passes_for``) for the networks' training and test passes
+    (bf16 autocast / compiled); None: eager fp32, the reference numerics."""
     check_eval_settings(models, num_models, epochs, lr, batch_size, aug)
     if lr is None and distilled.lr is not None and not (math.isfinite(distilled.lr) and distilled.lr > 0):
         raise UserError(f"the set's learned learning rate is {distilled.lr} (its run diverged?); evaluate it with "
@@ -82,7 +84,9 @@ def evaluate_distilled(distilled: Distilled, dataset, *, models=("ConvNet",), nu
     x_eval, y_eval = (dataset.x_test, dataset.y_test) if split == "test" else (dataset.x_val, dataset.y_val)
     augment = eval_augment(dataset.name, aug)
     result = {"split": split, "epochs": epochs, "lr": lr, "aug": aug, "num_models": num_models,
-              "batch_size": batch_size, "seed": seed, "device": str(device), "models": {}}
+              "batch_size": batch_size, "seed": seed, "device": str(device),
+              "precision": "bf16" if passes is not None and passes.bf16 else "fp32",
+              "compile": bool(passes is not None and passes.compile), "models": {}}
     for m_i, model in enumerate(models):
         seeds = [derive_seed(seed, "eval", model, i) for i in range(num_models)]
         t0 = time.perf_counter()
@@ -91,9 +95,9 @@ def evaluate_distilled(distilled: Distilled, dataset, *, models=("ConvNet",), nu
                    leave=False, unit="epoch", dynamic_ncols=True)  # counts model-epochs
         ens.train(distilled.images.detach(), distilled.labels.detach(),
                   TrainSpec(epochs=epochs, lr=lr, batch_size=batch_size), aug=augment,
-                  seed=derive_seed(seed, "eval-train", model), progress=bar)
+                  seed=derive_seed(seed, "eval-train", model), progress=bar, passes=passes)
         bar.close()
-        accs = ens.accuracy(x_eval, y_eval).tolist()
+        accs = ens.accuracy(x_eval, y_eval, passes=passes).tolist()
         mean, std = nan_safe_mean_std(accs)
         result["models"][model] = {"accs": accs, "mean": mean, "std": std, "seconds": time.perf_counter() - t0}
     return result

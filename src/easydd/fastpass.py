@@ -142,6 +142,13 @@ class RealPass:
         return loss.detach(), [t.detach().float() for t in g]
 
     @torch.no_grad()
+    def logits(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """net(x) without a graph, in fp32 (the evaluation's test pass)."""
+        module, fn = self._runner(net, "forward") if self.fast else (net, net.forward)
+        with self._autocast():
+            return fn(_standard(x)).float()
+
+    @torch.no_grad()
     def class_means(self, net: torch.nn.Module, xs: list[torch.Tensor]) -> list[torch.Tensor]:
         """Mean embedding of each real batch in ``xs`` (no graph), in fp32. Eager: one pass per batch, exactly
         the reference order. Fast path: one pass over all batches together, which is the same function because
@@ -154,4 +161,11 @@ class RealPass:
         return [part.mean(0) for part in e.split([len(x) for x in xs])]
 
 
-__all__ = ["RealPass", "native_bf16", "check_precision", "PRECISIONS"]
+def passes_for(precision: str, compile: bool, device) -> RealPass | None:
+    """A ``RealPass`` for these settings, or None for the default eager fp32 (the callers' own code, unchanged)."""
+    if precision == "fp32" and not compile:
+        return None
+    return RealPass(precision, compile, device)
+
+
+__all__ = ["RealPass", "native_bf16", "check_precision", "passes_for", "PRECISIONS"]

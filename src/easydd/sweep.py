@@ -116,7 +116,9 @@ def run_one(preset: str, overrides: dict, weight_key: str, weight: float, seed: 
     from .config import build_config
     from .distill import distill
     from .evaluate import evaluate_distilled
+    from .fastpass import passes_for
     from .methods import method_params
+    from .runtime import resolve_device
     over = dict(overrides, seed=seed, out_dir=out_dir)
     over[weight_key] = weight
     cfg = build_config(preset, over, method_params)
@@ -127,9 +129,10 @@ def run_one(preset: str, overrides: dict, weight_key: str, weight: float, seed: 
     res = distill(cfg, dataset, progress=False, resume=True)
     val = None
     if val_models > 0:
+        passes = passes_for(cfg.eval_precision, cfg.eval_compile, resolve_device(cfg.device))
         val = evaluate_distilled(res.distilled, dataset, models=[cfg.model], num_models=val_models,
                                  epochs=cfg.eval_epochs, aug=cfg.eval_aug, split="val", seed=seed,
-                                 progress=False, device=cfg.device)["models"][cfg.model]["mean"]
+                                 progress=False, device=cfg.device, passes=passes)["models"][cfg.model]["mean"]
     test = res.metrics["last"]["models"][cfg.model]
     curves = _curves(res.run_dir)
     return {"preset": preset, "tag": tag, "method": cfg.method, "dataset": cfg.dataset, "ipc": cfg.ipc,

@@ -34,13 +34,18 @@ class TrainSpec:
 from .errors import DivergenceError, divergence_advice  # noqa: E402  (re-exported here)
 
 
-def _sgd_step(opt, loss: torch.Tensor, epoch: int, spec: TrainSpec) -> None:
-    """One optimiser step, refusing a non-finite loss with the fix (a lower learning rate) in the message."""
+def _sgd_step(opt, loss: torch.Tensor, epoch: int, spec: TrainSpec, grads=None, params=None) -> None:
+    """One optimiser step, refusing a non-finite loss with the fix (a lower learning rate) in the message.
+    ``grads`` (of ``params``): gradients computed elsewhere (the fast path); else ``loss.backward()``."""
     if not torch.isfinite(loss):
         raise DivergenceError(f"training diverged: the loss became {float(loss.detach())} at epoch {epoch}. "
                               + divergence_advice(f"the learning rate (now {spec.lr:g}, e.g. --lr)"))
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    if grads is None:
+        loss.backward()
+    else:
+        for p, g in zip(params, grads):
+            p.grad = g
     opt.step()
 
 
@@ -66,11 +71,12 @@ class Ensemble:
 
     # -- training -------------------------------------------------------------------------------------------
     def train(self, x: torch.Tensor, y: torch.Tensor, spec: TrainSpec, *, aug: Augment | None = None,
-              seed: int = 0, progress=None) -> "Ensemble":
+              seed: int = 0, progress=None, passes=None) -> "Ensemble":
+        """``passes``: a ``fastpass.RealPass`` for the training passes (bf16 / compiled); None: eager fp32."""
         x, y = x.to(self.device), y.to(self.device)
         g = generator(seed)
         for net in self.nets:
-            self._train_single(net, x, y, spec, aug, g, progress)
+            self._train_single(net, x, y, spec, aug, g, progress, passes)
         return self
 
     def _batches(self, n: int, bs: int, g: torch.Generator):
@@ -80,9 +86,10 @@ class Ensemble:
     def _lr_at(self, spec: TrainSpec, epoch: int) -> float:
         return spec.lr * (0.1 if spec.decay_at_half and epoch >= spec.epochs // 2 and spec.epochs > 1 else 1.0)
 
-    def _train_single(self, net, x, y, spec, aug, g, progress):
+    def _train_single(self, net, x, y, spec, aug, g, progress, passes=None):
         net.train()
-        opt = torch.optim.SGD(net.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+        params = list(net.parameters())
+        opt = torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
         bs = min(spec.batch_size, x.shape[0])
         for ep in range(spec.epochs):
             for grp in opt.param_groups:
@@ -91,29 +98,33 @@ class Ensemble:
                 xb = x[idx] if aug is None else aug(x[idx], g)
                 if xb.shape[0] == 1 and has_batchnorm(net):
                     continue  # BatchNorm cannot train on a single image
-                _sgd_step(opt, soft_cross_entropy(net(xb), y[idx]), ep, spec)
+                if passes is None:
+                    _sgd_step(opt, soft_cross_entropy(net(xb), y[idx]), ep, spec)
+                else:
+                    loss, grads = passes.loss_and_grads(net, params, xb, y[idx])
+                    _sgd_step(opt, loss, ep, spec, grads, params)
             if progress is not None:
                 progress.update(1)
 
     # -- inference ------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def logits(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-        """(K, N, classes) logits of every network."""
+    def logits(self, x: torch.Tensor, batch_size: int = 1000, passes=None) -> torch.Tensor:
+        """(K, N, classes) logits of every network (``passes``: through the fast path)."""
         outs = []
         for i in range(0, x.shape[0], batch_size):
             xb = x[i:i + batch_size].to(self.device)
             for n in self.nets:
                 n.eval()
-            outs.append(torch.stack([n(xb) for n in self.nets]))
+            outs.append(torch.stack([n(xb) if passes is None else passes.logits(n, xb) for n in self.nets]))
         for n in self.nets:
             n.train()
         return torch.cat(outs, 1)
 
-    def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000, passes=None) -> torch.Tensor:
         """(K,) accuracy of every network on (x, y)."""
         correct = torch.zeros(len(self))
         for i in range(0, x.shape[0], batch_size):
-            lg = self.logits(x[i:i + batch_size], batch_size)
+            lg = self.logits(x[i:i + batch_size], batch_size, passes)
             correct += (lg.argmax(-1).cpu() == y[i:i + batch_size].view(1, -1)).float().sum(1)
         return correct / x.shape[0]
 

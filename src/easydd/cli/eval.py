@@ -41,12 +41,20 @@ def add_arguments(p) -> None:
     p.add_argument("--full-epochs", type=int, default=20, help="--scores: epochs on the full training set "
                                                                "(computed once per dataset/model, cached)")
     add_eval_arguments(p)
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: the networks' training and test passes under bf16 autocast (native bf16 only)")
+    p.add_argument("--compile", action="store_true", help="the networks' passes through torch.compile")
 
 
 def run_from_args(a) -> int:
     from ..distilled import Distilled, atomic_write
     from ..evaluate import check_eval_settings, evaluate_distilled, format_result
     check_eval_settings(a.models, a.num_models, a.epochs, a.lr, aug=eval_aug_from_args(a))
+    if a.scores is not None and (a.precision != "fp32" or a.compile):
+        raise UserError("--precision / --compile apply to the plain evaluation, not to --scores; drop them")
+    from ..fastpass import passes_for
+    from ..runtime import resolve_device
+    passes = passes_for(a.precision, a.compile, resolve_device(a.device))  # bf16 without native units: refused now
     d = Distilled.load(a.target)
     from ..distill import prepare_run_dir  # an output folder that cannot be written fails now, not after training
     target = Path(a.target)
@@ -60,7 +68,8 @@ def run_from_args(a) -> int:
     if a.scores is not None:
         return _eval_scores(a, d, ds)
     r = evaluate_distilled(d, ds, models=a.models, num_models=a.num_models, epochs=a.epochs,
-                           aug=eval_aug_from_args(a), lr=a.lr, seed=a.seed, progress=not a.quiet, device=a.device)
+                           aug=eval_aug_from_args(a), lr=a.lr, seed=a.seed, progress=not a.quiet, device=a.device,
+                           passes=passes)
     target = Path(a.target)
     out = Path(a.out) if a.out else (target if target.is_dir() else target.parent)
     out.mkdir(parents=True, exist_ok=True)
