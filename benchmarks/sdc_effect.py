@@ -7,7 +7,7 @@ is seed 1, so the difficulty is measured on networks the penalty never saw). Res
 
     python benchmarks/sdc_effect.py --cells dsa:mnist:1 --weights 0 0.1 0.3 1 --seeds 0 1 2 3 4 \
         --iterations 60 --num-models 3
-    python benchmarks/sdc_effect.py --cells dsa:fashion_mnist:10 --fast   # real-data passes bf16, compiled
+    python benchmarks/sdc_effect.py --cells dsa:fashion_mnist:10 --fast --fast-eval  # bf16 + compiled passes
     python benchmarks/sdc_effect.py --table          # effect.json + effect.md from every finished cell
 
 Writes benchmarks/results/sdc/{runs.jsonl, effect.json, effect.md}.
@@ -43,12 +43,14 @@ def run_cells(a) -> None:
             over["init"] = a.init
         if a.fast:  # the real-data passes in bf16, compiled (docs/speed.md); base and SDC runs alike
             over.update(precision="bf16", compile=True)
+        if a.fast_eval:  # the evaluation networks' passes too (benchmarks/results/eval_fastpath.md)
+            over.update(eval_precision="bf16", eval_compile=True)
         tag = (f"it{a.iterations or 'preset'}-{a.sdc_net}" + (f"-{a.init}" if a.init else "")
-               + ("-fast" if a.fast else ""))
+               + ("-fast" if a.fast else "") + ("-fasteval" if a.fast_eval else ""))
         rec = sweep(f"{method}-{dataset}-ipc{ipc}-cpu", a.weights, a.seeds, weight_key=a.weight_key,
                     overrides=over, records=OUT / "runs.jsonl", out_dir=f"{a.runs}/{tag}", val_models=a.val_models, tag=tag)
         rec.update(tag=tag, machine=machine(), date=time.strftime("%Y-%m-%d"), init=a.init or "real",
-                   fast_path=a.fast, command="python benchmarks/sdc_effect.py " + " ".join(a.argv))
+                   fast_path=a.fast, fast_eval=a.fast_eval, command="python benchmarks/sdc_effect.py " + " ".join(a.argv))
         dir_fd = os.open(OUT, os.O_RDONLY)   # cells finishing at once in two processes: one rewrite at a time
         try:
             fcntl.flock(dir_fd, fcntl.LOCK_EX)
@@ -64,6 +66,7 @@ def run_cells(a) -> None:
 
 
 FAST_NOTE = "; fast path (real-data passes bf16 + compiled, both arms)"
+FAST_EVAL_NOTE = "; evaluation networks bf16 + compiled (both arms)"
 
 
 def fmt(v, nd=2):
@@ -92,7 +95,8 @@ def table() -> None:
             f"{fmt(c['panel_gradn_sdc'], 3)} ({fmt(c['panel_gradn_change_pct'], 0)} %) | {c['acc_base']:.2f} | "
             f"{c['acc_sdc']:.2f} | {c['paired_diff_mean']:+.2f} [{fmt(lo)}, {fmt(hi)}] | "
             f"{c['seeds_up']}/{c['seeds_down']} of {len(c['seeds'])} | {verdict(c)} | {c['iterations']} it; "
-            f"{c['budget_note']}{FAST_NOTE if c.get('fast_path') else ''} | {c['machine']} |")
+            f"{c['budget_note']}{FAST_NOTE if c.get('fast_path') else ''}"
+            f"{FAST_EVAL_NOTE if c.get('fast_eval') else ''} | {c['machine']} |")
     lines += ["", "Panel GraDN and rho (||d(lambda R)/dS|| / ||dL_match/dS||, mean of the last 20 % of iterations) "
               "by weight on the first seed:", "",
               "| method | dataset | IPC | R at | weight: panel GraDN | weight: rho |", "|---|---|---|---|---|---|"]
@@ -129,6 +133,8 @@ def main() -> None:
     p.add_argument("--track-every", type=int, default=20)
     p.add_argument("--fast", action="store_true",
                    help="precision=bf16 compile=true for base and SDC runs alike (DC, DSA, DSAC, DM only)")
+    p.add_argument("--fast-eval", action="store_true",
+                   help="eval_precision=bf16 eval_compile=true: the evaluation networks on the fast path, both arms")
     p.add_argument("--runs", default="runs/sdc")
     p.add_argument("--table", action="store_true")
     a = p.parse_args()
