@@ -326,6 +326,7 @@ class _Loop:
                  best: dict):
         self.run_dir, self.cfg, self.dataset, self.method, self.device = run_dir, cfg, dataset, method, device
         self.panel, self.rows, self.best = panel, rows, best
+        self.eval_passes = passes_for(cfg.eval_precision, cfg.eval_compile, device)  # one template per run
 
     def track(self, it: int, row: dict) -> None:
         d = self.method.distilled()
@@ -336,8 +337,7 @@ class _Loop:
         d = self.method.distilled()
         r = evaluate_distilled(d, self.dataset, models=[cfg.model], num_models=cfg.val_num_models,
                                epochs=cfg.val_epochs, aug=cfg.eval_aug, split="val", seed=cfg.seed, progress=False,
-                               device=self.device, passes=passes_for(cfg.eval_precision, cfg.eval_compile,
-                                                                     self.device))
+                               device=self.device, passes=self.eval_passes)
         acc = r["models"][cfg.model]["mean"]
         row["val_acc"] = acc
         if acc > self.best["val_acc"]:
