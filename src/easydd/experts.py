@@ -41,7 +41,7 @@ from .distilled import atomic_write
 from .errors import DivergenceError, UserError, divergence_advice
 # the on-disk format and its reader (ExpertBuffer) live in expert_buffer.py, re-exported here
 from .expert_buffer import FORMAT, MANIFEST, ExpertBuffer, _read_header, expert_file  # noqa: F401
-from .fastpass import RealPass, check_precision
+from .fastpass import RealPass, check_precision, passes_for
 from .io import RunLock, file_sha256 as _sha256
 from .nets import has_batchnorm, make_network
 from .runtime import derive_seed, generator, share_cores
@@ -123,11 +123,6 @@ def _sam_gradient(net, params, loss_fn, grads, rho: float, alpha: float, adaptiv
         return [b - alpha * (a - (dot / gp2) * b) for a, b in zip(grads, g_p)]
 
 
-def fast_pass(s: ExpertSettings, device="cpu") -> RealPass | None:
-    """The fast path for ``s`` (one per process: its compiled template serves every expert), or None (eager)."""
-    return RealPass(s.precision, s.compile, device) if (s.precision != "fp32" or s.compile) else None
-
-
 def _batch_update(net, params, xb, yb, s: ExpertSettings, fast: RealPass | None):
     """(the batch's loss, a function giving the update direction: the gradient, or SAM's / GSAM's). Eager fp32
     when ``fast`` is None, in the order of the reference code; else the passes go through ``fast`` (bf16 autocast
@@ -155,7 +150,7 @@ def train_one_expert(x: torch.Tensor, y: torch.Tensor, settings: ExpertSettings,
                      x_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None, device="cpu",
                      progress=None, fast: RealPass | None = None) -> tuple[torch.Tensor, dict]:
     """Train expert ``index``; return its trajectory (epochs + 1, num_params) and a small record. ``fast``: the
-    training passes on the fast path (``fast_pass(settings)``); None: eager fp32, the reference numerics."""
+    training passes on the fast path (``fastpass.passes_for``); None: eager fp32, the reference numerics."""
     s = settings
     net = make_network(s.model, s.channel, s.num_classes, tuple(s.im_size),
                        derive_seed(s.seed, "expert-init", index)).to(device)
@@ -373,7 +368,7 @@ def _train_into(out: Path, ds, s: ExpertSettings, want: dict, num_experts: int, 
     bar = tqdm(total=len(todo) * s.epochs, disable=not progress, desc=f"experts r{rank}" if world > 1 else "experts",
                position=rank, unit="ep", dynamic_ncols=True)
     from safetensors.torch import save_file
-    fast = fast_pass(s, device)
+    fast = passes_for(s.precision, s.compile, device)  # one per process: its template serves every expert
     for i in todo:
         t0 = time.perf_counter()
         traj, rec = train_one_expert(x, y, s, i, aug, x_val, y_val, device, progress=bar, fast=fast)
