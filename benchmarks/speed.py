@@ -3,6 +3,7 @@
     python benchmarks/speed.py                 # peaks, the goal ratio, DC/DSA/DM at IPC 1 and 10, MTT at IPC 1, 10
     python benchmarks/speed.py --ipcs 1        # IPC 1 only (about 10 minutes on 2 cores)
     python benchmarks/speed.py --skip dc:10 dsa:10   # leave out rows (DC/DSA IPC 10 eager: ~4 min an iteration)
+    python benchmarks/speed.py --append --methods dc dsa --ipcs 10 --outer-steps 2   # those rows, scaled (below)
     python benchmarks/speed.py --table         # speed.md from speed.json
 
 What it measures, in this order, in one session (every method row in a subprocess of its own, so its peak RSS is
@@ -132,6 +133,8 @@ def method_setup(method: str, ipc: int, batch_real: int, fast: bool, method_args
                                    lr_lr=1e-7, lr_teacher=0.01)
     else:
         over["batch_real"] = batch_real
+        if method_args:
+            over["method_args"] = dict(method_args)
     if fast:
         over.update(precision="bf16", compile=True)
     cfg = build_config(None, over, method_params)
@@ -166,13 +169,49 @@ def goal_ratio(n: int) -> dict:
             "per_round_ratio_bf16_compiled": [f / t for f, t in zip(times["fast"], times["ten"])]}
 
 
+def scaled_outer_steps(m, n: int, fast: bool) -> dict:
+    """DC/DSA at IPC >= 10: an iteration is ``outer`` identical outer steps (the class-wise match and an image update)
+    with the inner loop (training the network on the synthetic set) between consecutive ones, i.e.
+    outer * match + (outer - 1) * inner. The method was built with only k of its outer steps; each timed iteration is
+    split into its inner loops (timed around ``_train_net``) and the rest, and both are scaled to the reference
+    schedule. FLOPs are split and scaled the same way."""
+    from easydd.methods.gradient import default_loops
+    outer, k = default_loops(m.ipc)[0], m.outer
+    if k < 2 or k >= outer:
+        raise SystemExit(f"--outer-steps must be between 2 and {outer - 1}")
+    train, inner, last = m._train_net, [], []
+
+    def timed(*args):
+        t = time.perf_counter()
+        train(*args)
+        inner.append(time.perf_counter() - t)
+        last[:] = args
+    m._train_net = timed
+    scale = lambda total, inn: (total - inn) / k * outer + inn / (k - 1) * (outer - 1)  # noqa: E731
+    est = []
+    for it in range(n + 1):  # the first holds the compilation
+        inner.clear()
+        t = time.perf_counter()
+        m.step(it)
+        est.append(scale(time.perf_counter() - t, sum(inner)))
+    row = {"s_per_it": statistics.median(est[1:]), "first_it_s": est[0], "outer_steps_timed": k, "outer_loop": outer}
+    if not fast:
+        f_step = count_flops(lambda: m.step(n + 1))
+        row["gflop_per_it"] = scale(f_step, (k - 1) * count_flops(lambda: train(*last))) / 1e9
+    return row
+
+
 def one(spec: dict) -> dict:
     """One method row (run in its own process)."""
     import torch
     from easydd.runtime import PeakMemory  # VmHWM: ru_maxrss would start at the parent's peak
     torch.set_num_threads(spec["threads"])
     load = os.getloadavg()
-    m = method_setup(spec["method"], spec["ipc"], spec.get("batch_real", 256), spec["fast"], spec.get("method_args"))
+    args = dict(spec.get("method_args") or {}, **({"outer_loop": spec["outer_steps"]} if spec.get("outer_steps") else {}))
+    m = method_setup(spec["method"], spec["ipc"], spec.get("batch_real", 256), spec["fast"], args or None)
+    if spec.get("outer_steps"):
+        return dict(spec, **scaled_outer_steps(m, spec["n"], spec["fast"]), peak_rss_mib=PeakMemory.rss_mib(),
+                    date=time.strftime("%Y-%m-%d %H:%M"), load_at_start=load)
     it = iter(range(10 ** 6))
     s, first = median_time(lambda: m.step(next(it)), spec["n"], warm=1)
     row = dict(spec, s_per_it=s, first_it_s=first, peak_rss_mib=PeakMemory.rss_mib(), date=time.strftime("%Y-%m-%d %H:%M"),
@@ -196,8 +235,9 @@ def row_specs(a) -> list[dict]:
                 specs += [dict(method="mtt", ipc=ipc, fast=False, n=n, threads=a.threads, method_args=dict(
                     syn_steps=k, unroll=u, buffer=buf)) for k in MTT_SYN_STEPS for u in ("graph", "adjoint")]
                 continue
-            specs += [dict(method=method, ipc=ipc, batch_real=256, fast=fast, n=n, threads=a.threads)
-                      for fast in (False, True)]
+            scaled = dict(outer_steps=a.outer_steps) if (a.outer_steps and ipc >= 10 and method in ("dc", "dsa")) else {}
+            specs += [dict(method=method, ipc=ipc, batch_real=256, fast=fast, n=a.n if scaled else n,
+                           threads=a.threads, **scaled) for fast in (False, True)]
     return specs
 
 
@@ -319,6 +359,8 @@ def table() -> None:
         ref = (f"{r['reference_code_s']:g} ({r['reference_code_allocator']})" if "reference_code_s" in r else "-")
         e = eager.get((r["method"], r["ipc"]))
         gain = f"{e / r['s_per_it']:.2f}" if (r["fast"] and e) else "-"
+        if r.get("outer_steps_timed"):
+            path += f" ({r['outer_loop']} outer steps scaled from {r['outer_steps_timed']})"
         lines.append(f"| {r['method'].upper()} | {r['ipc']} | {path} | {r['s_per_it']:.3f} | {gain} | "
                      f"{r['first_it_s']:.1f} | "
                      f"{f(r.get('gflop_per_it'), 1)} | {f(r.get('gflops_achieved'), 0)} | "
@@ -370,6 +412,9 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], help="rows to leave out, as method:ipc (e.g. dc:10 dsa:10)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--n", type=int, default=5, help="timed iterations per row (IPC 10 DC/DSA/MTT: 2)")
+    ap.add_argument("--outer-steps", type=int, default=0,
+                    help="DC/DSA IPC >= 10: time iterations of this many outer steps (>= 2) and scale to the reference "
+                         "schedule (0: whole iterations)")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--goal-only", action="store_true", help="re-measure only the goal ratio into speed.json")
     ap.add_argument("--append", action="store_true", help="measure only the selected rows into speed.json")
