@@ -87,10 +87,17 @@ def summary_lines(cells: list[dict]) -> list[str]:
         lo, hi = c["paired_diff_ci95"]
         init = " from noise" if c.get("init") == "noise" else ""
         change = c["panel_gradn_change_pct"]
-        gradn = "-" if c["weight"] == 0 else f"{fmt(change, 0)} %" + (" (short of -20 %)" if change > -20 else "")
-        diff = "-" if c["weight"] == 0 else f"{c['paired_diff_mean']:+.2f} [{fmt(lo)}, {fmt(hi)}]"
+        gradn = f"{fmt(change, 0)} %" + (" (short of -20 %)" if change > -20 else "")
+        diff = f"{c['paired_diff_mean']:+.2f} [{fmt(lo)}, {fmt(hi)}]"
+        weight = f"{c['weight_key']}={c['weight']:g}"
+        if c["weight"] == 0:  # nothing paired: show what validation saw, and how the set's difficulty moved
+            g0 = c["panel_gradn_by_weight"].get("0")
+            weight += " (validation %: " + ", ".join(f"{w}: {100 * v:.1f}" for w, v in c["val_by_weight"].items()) + ")"
+            gradn = "seed 0: " + ", ".join(f"{w}: {100 * (v / g0 - 1):+.0f} %" for w, v in c["panel_gradn_by_weight"].items()
+                                           if w != "0" and g0 and v is not None)
+            diff = "-"
         lines.append(f"| {c['method'].upper()} {DATASET_NAMES.get(c['dataset'], c['dataset'])} IPC {c['ipc']}{init} "
-                     f"| {c['sdc_net']} | {c['weight_key']}={c['weight']:g} | {gradn} | {diff} "
+                     f"| {c['sdc_net']} | {weight} | {gradn} | {diff} "
                      f"| {c['seeds_up']}/{c['seeds_down']} | {verdict(c)} |")
     return lines
 
