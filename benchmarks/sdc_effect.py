@@ -93,7 +93,8 @@ def summary_lines(cells: list[dict]) -> list[str]:
         if c["weight"] == 0:  # nothing paired: show what validation saw, and how the set's difficulty moved
             g0 = c["panel_gradn_by_weight"].get("0")
             weight += " (validation %: " + ", ".join(f"{w}: {100 * v:.1f}" for w, v in c["val_by_weight"].items()) + ")"
-            gradn = "seed 0: " + ", ".join(f"{w}: {100 * (v / g0 - 1):+.0f} %" for w, v in c["panel_gradn_by_weight"].items()
+            gradn = "seed 0: " + ", ".join(f"{w}: {100 * (v / g0 - 1):+.0f} %"
+                                           for w, v in c["panel_gradn_by_weight"].items()
                                            if w != "0" and g0 and v is not None)
             diff = "-"
         lines.append(f"| {c['method'].upper()} {DATASET_NAMES.get(c['dataset'], c['dataset'])} IPC {c['ipc']}{init} "

@@ -207,7 +207,9 @@ def one(spec: dict) -> dict:
     from easydd.runtime import PeakMemory  # VmHWM: ru_maxrss would start at the parent's peak
     torch.set_num_threads(spec["threads"])
     load = os.getloadavg()
-    args = dict(spec.get("method_args") or {}, **({"outer_loop": spec["outer_steps"]} if spec.get("outer_steps") else {}))
+    args = dict(spec.get("method_args") or {})
+    if spec.get("outer_steps"):  # build the method with only this many outer steps (scaled_outer_steps)
+        args["outer_loop"] = spec["outer_steps"]
     m = method_setup(spec["method"], spec["ipc"], spec.get("batch_real", 256), spec["fast"], args or None)
     if spec.get("outer_steps"):
         return dict(spec, **scaled_outer_steps(m, spec["n"], spec["fast"]), peak_rss_mib=PeakMemory.rss_mib(),
