@@ -48,7 +48,8 @@ def run_cells(a) -> None:
         tag = (f"it{a.iterations or 'preset'}-{a.sdc_net}" + (f"-{a.init}" if a.init else "")
                + ("-fast" if a.fast else "") + ("-fasteval" if a.fast_eval else ""))
         rec = sweep(f"{method}-{dataset}-ipc{ipc}-cpu", a.weights, a.seeds, weight_key=a.weight_key,
-                    overrides=over, records=OUT / "runs.jsonl", out_dir=f"{a.runs}/{tag}", val_models=a.val_models, tag=tag)
+                    overrides=over, records=OUT / "runs.jsonl", out_dir=f"{a.runs}/{tag}", val_models=a.val_models, tag=tag,
+                    grid_only_if_zero=a.grid_only_if_zero)
         rec.update(tag=tag, machine=machine(), date=time.strftime("%Y-%m-%d"), init=a.init or "real",
                    fast_path=a.fast, fast_eval=a.fast_eval, command="python benchmarks/sdc_effect.py " + " ".join(a.argv))
         dir_fd = os.open(OUT, os.O_RDONLY)   # cells finishing at once in two processes: one rewrite at a time
@@ -177,6 +178,8 @@ def main() -> None:
                    help="precision=bf16 compile=true for base and SDC runs alike (DC, DSA, DSAC, DM only)")
     p.add_argument("--fast-eval", action="store_true",
                    help="eval_precision=bf16 eval_compile=true: the evaluation networks on the fast path, both arms")
+    p.add_argument("--grid-only-if-zero", action="store_true",
+                   help="when validation chooses 0, skip the base runs on the other seeds (the cell keeps seed 0)")
     p.add_argument("--runs", default="runs/sdc")
     p.add_argument("--table", action="store_true")
     a = p.parse_args()

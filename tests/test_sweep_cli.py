@@ -90,3 +90,29 @@ def test_one_rule_chooses_the_weight_everywhere():
     assert choose_on_validation({10.0: 0.2, 1.0: 0.2}) == 1.0
     assert choose_on_validation({0.0: None, 0.3: 0.4}) == 0.3
     assert choose_on_validation({}) is None
+
+
+@pytest.mark.parametrize("grid_only,val_sdc,ran", [
+    (False, 0.40, {(0.0, 0), (0.3, 0), (0.0, 1), (0.0, 2)}),   # validation chose 0: base on every seed
+    (True, 0.40, {(0.0, 0), (0.3, 0)}),                        # ... or the grid alone
+    (True, 0.60, {(0.0, 0), (0.3, 0), (0.0, 1), (0.0, 2), (0.3, 1), (0.3, 2)}),  # a weight > 0: all pairs
+])
+def test_grid_only_if_zero_skips_only_identical_pairs(monkeypatch, tmp_path, grid_only, val_sdc, ran):
+    import easydd.sweep as sw
+    calls = []
+
+    def fake_run_one(preset, overrides, weight_key, w, seed, **kw):
+        calls.append((w, seed))
+        return {"method": "dsa", "dataset": "mnist", "ipc": 1, "sdc_net": "trained", "weight": w, "seed": seed,
+                "test_mean": 0.5 + 0.01 * seed + (0.02 if w else 0), "val_mean": val_sdc if w else 0.5,
+                "panel_gradn": 1.0 - 0.5 * bool(w), "rho_last20pct": None, "iterations": 1, "eval_epochs": 1,
+                "eval_num_models": 1, "note": "", "device": "cpu"}
+    monkeypatch.setattr(sw, "run_one", fake_run_one)
+    cell = sw.sweep("dsa-mnist-ipc1-cpu", [0, 0.3], [0, 1, 2], records=tmp_path / "r.jsonl", dataset=object(),
+                    grid_only_if_zero=grid_only, log=lambda m: None)
+    assert set(calls) == ran and len(calls) == len(ran)
+    if val_sdc < 0.5:
+        assert cell["weight"] == 0 and cell["seeds"] == ([0] if grid_only else [0, 1, 2])
+        assert sw.verdict(cell) == "validation chose 0"
+    else:
+        assert cell["weight"] == 0.3 and cell["seeds"] == [0, 1, 2] and cell["seeds_up"] == 3

@@ -160,12 +160,11 @@ def _check_sweep(weights: list[float], seeds, weight_key: str, jobs, dataset) ->
 
 def sweep(preset: str, weights, seeds, *, weight_key: str = "sdc_ratio", overrides: dict | None = None,
           records: str | Path, out_dir: str = "runs/sweep", val_models: int = 2, dataset=None, tag: str = "",
-          log=print, jobs: int = 1) -> dict:
+          log=print, jobs: int = 1, grid_only_if_zero: bool = False) -> dict:
     """Run the protocol above for one preset (one method, dataset, IPC) and return the cell record.
-
-    ``jobs`` > 1 runs the missing (weight, seed) points in that many processes, one torch thread each, in two
-    rounds (the first seed's grid, then base and chosen weight on the other seeds); each process loads the dataset
-    from the config, so ``dataset`` must then be None. The records are the same as with ``jobs=1``."""
+    ``grid_only_if_zero``: if validation chooses 0 (identical pairs), skip step 2; the cell holds the first seed.
+    ``jobs`` > 1: the missing points run in that many one-thread processes, in two rounds (the grid, then the
+    pairs); each loads the dataset itself, so ``dataset`` must be None. The records equal those of ``jobs=1``."""
     from .config import build_config
     from .data import load_dataset
     from .methods import method_params
@@ -214,6 +213,7 @@ def sweep(preset: str, weights, seeds, *, weight_key: str = "sdc_ratio", overrid
     run([(w, seeds[0], val_models) for w in sorted(weights)])
     scored = {w: done[key(w, seeds[0])] for w in sorted(weights)}
     chosen = choose_on_validation({w: scored[w]["val_mean"] for w in weights})
+    seeds = seeds[:1] if chosen == 0 and grid_only_if_zero else seeds
     run([(0.0, s, 0) for s in seeds] + ([(chosen, s, 0) for s in seeds] if chosen > 0 else []))
     base = [done[key(0.0, s)] for s in seeds]
     sdc = [done[key(chosen, s)] for s in seeds] if chosen > 0 else base
@@ -322,6 +322,8 @@ def add_arguments(p) -> None:
     p.add_argument("--weight-key", default="sdc_ratio", help="sdc_ratio (default) or lambda_sdc")
     p.add_argument("--jobs", default="1", help="grid points run at once, each a process with one thread")
     p.add_argument("--val-models", default="2", help="networks scoring each weight on the validation split")
+    p.add_argument("--grid-only-if-zero", action="store_true",
+                   help="when validation chooses 0, stop after the grid (no base runs on the other seeds)")
     p.add_argument("--out", default=None, help="folder for the runs, records and cell (default runs/sweep/<preset>"
                                                "[-<hash of the overrides>])")
     p.add_argument("--records", default=None, help="the JSON-lines records file (default OUT/records.jsonl)")
@@ -376,7 +378,7 @@ def run_from_args(a) -> int:
     records = Path(a.records) if a.records else out / "records.jsonl"
     cell = sweep(a.preset, weights, seeds, weight_key=a.weight_key, overrides=over, records=records,
                  out_dir=str(out / "runs"), val_models=val_models, tag=tag, jobs=jobs,
-                 log=lambda m: print(m, flush=True))
+                 grid_only_if_zero=a.grid_only_if_zero, log=lambda m: print(m, flush=True))
     cell.update(preset=a.preset, tag=tag, records=str(records))
     from .distilled import atomic_write
     atomic_write(out / "cell.json", lambda tmp: Path(tmp).write_text(json.dumps(cell, indent=1) + "\n"))
@@ -384,7 +386,7 @@ def run_from_args(a) -> int:
     print(f"validation chose {a.weight_key}={cell['weight']:g} "
           f"({', '.join(f'{w}: {100 * v:.2f}' for w, v in cell['val_by_weight'].items())} % on val)")
     print(f"test: base {cell['acc_base']:.2f} %, chosen {cell['acc_sdc']:.2f} %, paired diff "
-          f"{cell['paired_diff_mean']:+.2f} [{lo:.2f}, {hi:.2f}] over {len(seeds)} seed(s): {verdict(cell)}")
+          f"{cell['paired_diff_mean']:+.2f} [{lo:.2f}, {hi:.2f}] over {len(cell['seeds'])} seed(s): {verdict(cell)}")
     print(f"wrote {out / 'cell.json'} (records: {records})")
     return 0
 
