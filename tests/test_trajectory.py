@@ -11,7 +11,7 @@ from easydd.errors import UserError
 from easydd.experts import ExpertBuffer, train_experts
 from easydd.methods import get_method, method_params
 from easydd.methods.base import flat_norm
-from easydd.methods.trajectory import Step, matching_loss, tesla_gradients
+from easydd.methods.unroll import Step, matching_loss, tesla_gradients
 from easydd.train import soft_cross_entropy
 
 
