@@ -385,8 +385,12 @@ def run_from_args(a) -> int:
     lo, hi = cell["paired_diff_ci95"]
     print(f"validation chose {a.weight_key}={cell['weight']:g} "
           f"({', '.join(f'{w}: {100 * v:.2f}' for w, v in cell['val_by_weight'].items())} % on val)")
-    print(f"test: base {cell['acc_base']:.2f} %, chosen {cell['acc_sdc']:.2f} %, paired diff "
-          f"{cell['paired_diff_mean']:+.2f} [{lo:.2f}, {hi:.2f}] over {len(cell['seeds'])} seed(s): {verdict(cell)}")
+    if cell["weight"] == 0:  # the pairs are identical runs: no difference to report
+        print(f"test: base {cell['acc_base']:.2f} % over {len(cell['seeds'])} seed(s); SDC not chosen")
+    else:
+        print(f"test: base {cell['acc_base']:.2f} %, chosen {cell['acc_sdc']:.2f} %, paired diff "
+              f"{cell['paired_diff_mean']:+.2f} [{lo:.2f}, {hi:.2f}] over {len(cell['seeds'])} seed(s): "
+              f"{verdict(cell)}")
     print(f"wrote {out / 'cell.json'} (records: {records})")
     return 0
 
