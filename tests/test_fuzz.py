@@ -188,7 +188,7 @@ def test_fuzzed_svhn_mat_is_refused_before_it_is_parsed(mat, data):
                b'{"dataset": "mnist", "ipc": 1, "method": "dsa", "lambda_sdc": 0.1, "test_mean": 0.7}\n'))
 def test_fuzzed_report_records(data):
     from easydd.io import read_jsonl
-    from easydd.paper.report import load_records
+    from easydd.paper.records import load_records
     path = as_file(data, ".jsonl")
     only_user_errors(load_records, [path])
     only_user_errors(read_jsonl, path)

@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from easydd.paper import report
+from easydd.paper import records, report
 from easydd.cli import main as _main
 from easydd.errors import UserError
 
@@ -121,7 +121,7 @@ def test_user_errors(tmp_path, capsys):
     (d / "config.yaml").write_text(yaml.safe_dump({"dataset": "mnist", "ipc": 1, "method": "dc"}))
     (d / "metrics.json").write_text(json.dumps({"last": {}}))
     with pytest.raises(UserError, match="easydd eval"):
-        report.record_from_run_dir(d)
+        records.record_from_run_dir(d)
 
 
 def test_published_table():
