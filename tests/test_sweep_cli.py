@@ -114,5 +114,8 @@ def test_grid_only_if_zero_skips_only_identical_pairs(monkeypatch, tmp_path, gri
     if val_sdc < 0.5:
         assert cell["weight"] == 0 and cell["seeds"] == ([0] if grid_only else [0, 1, 2])
         assert sw.verdict(cell) == "validation chose 0"
+        # one pair has no interval: null in the cell's JSON, never NaN (which strict JSON readers refuse)
+        assert json.loads(json.dumps(cell, allow_nan=False))["paired_diff_ci95"] == ([None, None] if grid_only
+                                                                                  else [0.0, 0.0])
     else:
         assert cell["weight"] == 0.3 and cell["seeds"] == [0, 1, 2] and cell["seeds_up"] == 3

@@ -284,7 +284,8 @@ def cell_record(base: list[dict], sdc: list[dict], chosen: float, weight_key: st
                                               for b, s in zip(base, sdc)],
             "acc_base": 100 * statistics.fmean(b["test_mean"] for b in base),
             "acc_sdc": 100 * statistics.fmean(s["test_mean"] for s in sdc),
-            "paired_diffs": [round(d, 2) for d in diffs], "paired_diff_mean": m, "paired_diff_ci95": [lo, hi],
+            "paired_diffs": [round(d, 2) for d in diffs], "paired_diff_mean": m,
+            "paired_diff_ci95": [None if math.isnan(v) else v for v in (lo, hi)],  # one pair: no interval (JSON null)
             "seeds_up": sum(d > 0 for d in diffs), "seeds_down": sum(d < 0 for d in diffs),
             "val_by_weight": {f"{w:g}": r["val_mean"] for w, r in sorted(scored.items())},
             "panel_gradn_by_weight": {f"{w:g}": r["panel_gradn"] for w, r in sorted(scored.items())},
@@ -388,9 +389,9 @@ def run_from_args(a) -> int:
     if cell["weight"] == 0:  # the pairs are identical runs: no difference to report
         print(f"test: base {cell['acc_base']:.2f} % over {len(cell['seeds'])} seed(s); SDC not chosen")
     else:
+        ci = "(no interval)" if lo is None else f"[{lo:.2f}, {hi:.2f}]"
         print(f"test: base {cell['acc_base']:.2f} %, chosen {cell['acc_sdc']:.2f} %, paired diff "
-              f"{cell['paired_diff_mean']:+.2f} [{lo:.2f}, {hi:.2f}] over {len(cell['seeds'])} seed(s): "
-              f"{verdict(cell)}")
+              f"{cell['paired_diff_mean']:+.2f} {ci} over {len(cell['seeds'])} seed(s): {verdict(cell)}")
     print(f"wrote {out / 'cell.json'} (records: {records})")
     return 0
 
