@@ -4,7 +4,8 @@ number of the same cell (benchmarks/results/matching/results.jsonl) and the publ
     python benchmarks/reference/table.py      # benchmarks/results/reference/results.{json,md}
 
 A cell lists every finished seed (a run directory with metrics.json under benchmarks/results/reference/runs/) and,
-separately, the runs still in progress with the iteration their checkpoint holds. Nothing is averaged over fewer
+separately, the unfinished runs with the iteration their checkpoint holds (running, or stopped and resumable: the fp32
+eager run was set aside for the fast path's and resumes with `bash benchmarks/reference/run.sh`). Nothing is averaged over fewer
 seeds than finished; a cell with no finished seed shows no accuracy. Where a run directory also holds eval.json (a
 later `easydd eval RUN_DIR ...` of the same set, e.g. with the reference evaluation augmentation after the preset
 was corrected), that evaluation is the cell's number and the run's own one is listed beside it.
@@ -98,7 +99,7 @@ def table(runs: list[dict]) -> str:
              "reference epochs, lambda 0; each run's config.yaml and log.txt beside its checkpoint). Test split, "
              "final epoch, %. x86_64, 2 cores, torch 2.13.0+cpu.", "",
              "| method | dataset | IPC | path | reference budget (finished seeds) | cut budget (3 seeds, 100 it, "
-             "batch 64, evaluation 300 epochs) | published | in progress |", "|---|---|---|---|---|---|---|---|"]
+             "batch 64, evaluation 300 epochs) | published | unfinished (resumes from its checkpoint) |", "|---|---|---|---|---|---|---|---|"]
     for method, dataset in CELLS:
         mine = [r for r in runs if (r["method"], r["dataset"]) == (method, dataset)]
         c = cut.get((method, dataset))
@@ -118,7 +119,8 @@ def table(runs: list[dict]) -> str:
             lines.append(f"| {method.upper()} | {dataset} | 1 | {path} | {ref} | {cut_s} | "
                          f"{PUBLISHED[(method, dataset)]} | {', '.join(todo) or '-'} |")
     lines += ["", "bf16 + compile: the real-data passes in bf16 autocast and compiled (precision=bf16 compile=true; "
-              "docs/speed.md); fp32 eager: the reference numerics. Published: the DC/DSA papers' ConvNet numbers "
+              "docs/speed.md); fp32 eager: the reference numerics (its one run stopped at 175 iterations when the fast "
+              "path took over; `bash benchmarks/reference/run.sh` resumes it). Published: the DC/DSA papers' ConvNet numbers "
               "(mean over 5 x 20 evaluation networks on a GPU). Evaluation augmentation: dsa for DSA; for DC the DC code's "
               "own, `dc` (crop/scale/rotate, 1000 epochs) on MNIST and `none` (300 epochs) on Fashion-MNIST; runs "
               "made before the DC presets said so evaluated with `crop` (a shift of up to 4 px) for 300 epochs and "
