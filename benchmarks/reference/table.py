@@ -119,7 +119,7 @@ def table(runs: list[dict]) -> str:
             lines.append(f"| {method.upper()} | {dataset} | 1 | {path} | {ref} | {cut_s} | "
                          f"{PUBLISHED[(method, dataset)]} | {', '.join(todo) or '-'} |")
     lines += ["", "bf16 + compile: the real-data passes in bf16 autocast and compiled (precision=bf16 compile=true; "
-              "docs/speed.md); fp32 eager: the reference numerics (its one run stopped at 175 iterations when the fast "
+              "docs/speed.md); fp32 eager: the reference numerics (its one run was set aside when the fast "
               "path took over; `bash benchmarks/reference/run.sh` resumes it). Published: the DC/DSA papers' ConvNet numbers "
               "(mean over 5 x 20 evaluation networks on a GPU). Evaluation augmentation: dsa for DSA; for DC the DC code's "
               "own, `dc` (crop/scale/rotate, 1000 epochs) on MNIST and `none` (300 epochs) on Fashion-MNIST; runs "
