@@ -46,10 +46,10 @@ def run_cells(a) -> None:
         if a.fast_eval:  # the evaluation networks' passes too (benchmarks/results/eval_fastpath.md)
             over.update(eval_precision="bf16", eval_compile=True)
         tag = (f"it{a.iterations or 'preset'}-{a.sdc_net}" + (f"-{a.init}" if a.init else "")
-               + ("-fast" if a.fast else "") + ("-fasteval" if a.fast_eval else ""))
+               + ("-fast" if a.fast else "") + ("-fasteval" if a.fast_eval else "") + ("-confirm" if a.confirm else ""))
         rec = sweep(f"{method}-{dataset}-ipc{ipc}-cpu", a.weights, a.seeds, weight_key=a.weight_key,
                     overrides=over, records=OUT / "runs.jsonl", out_dir=f"{a.runs}/{tag}", val_models=a.val_models, tag=tag,
-                    grid_only_if_zero=a.grid_only_if_zero)
+                    grid_only_if_zero=a.grid_only_if_zero, confirm=a.confirm)
         rec.update(tag=tag, machine=machine(), date=time.strftime("%Y-%m-%d"), init=a.init or "real",
                    fast_path=a.fast, fast_eval=a.fast_eval, command="python benchmarks/sdc_effect.py " + " ".join(a.argv))
         dir_fd = os.open(OUT, os.O_RDONLY)   # cells finishing at once in two processes: one rewrite at a time
@@ -87,6 +87,8 @@ def summary_lines(cells: list[dict]) -> list[str]:
     for c in sorted(cells, key=lambda c: (c["dataset"], c["ipc"], c.get("init") == "noise", c["method"], c["sdc_net"])):
         lo, hi = c["paired_diff_ci95"]
         init = " from noise" if c.get("init") == "noise" else ""
+        if c.get("confirm"):  # a replication of a weight chosen before, on new seeds
+            init += f", confirmation (seeds {c['seeds'][0]}-{c['seeds'][-1]})"
         change = c["panel_gradn_change_pct"]
         gradn = f"{fmt(change, 0)} %" + (" (short of -20 %)" if change > -20 else "")
         diff = f"{c['paired_diff_mean']:+.2f} [{fmt(lo)}, {fmt(hi)}]"
@@ -131,7 +133,8 @@ def table() -> None:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in sorted(cells, key=lambda c: (c["dataset"], c["ipc"], c["method"], c.get("tag", ""))):
         lo, hi = c["paired_diff_ci95"]
-        grid = ", ".join(f"{w}: {100 * v:.2f}" for w, v in c["val_by_weight"].items())
+        grid = ("confirmation, no grid" if c.get("confirm") else
+                ", ".join(f"{w}: {100 * v:.2f}" for w, v in c["val_by_weight"].items()))
         lines.append(
             f"| {c['method'].upper()} | {c['dataset']} | {c['ipc']} | {c.get('init', 'real')} | {c['sdc_net']} | "
             f"{c['weight_key']}={c['weight']:g} ({grid}) | {fmt(c['panel_gradn_base'], 3)} -> "
@@ -180,6 +183,8 @@ def main() -> None:
                    help="eval_precision=bf16 eval_compile=true: the evaluation networks on the fast path, both arms")
     p.add_argument("--grid-only-if-zero", action="store_true",
                    help="when validation chooses 0, skip the base runs on the other seeds (the cell keeps seed 0)")
+    p.add_argument("--confirm", action="store_true",
+                   help="--weights 0 W, W chosen before: pairs on --seeds without a validation grid (a replication)")
     p.add_argument("--runs", default="runs/sdc")
     p.add_argument("--table", action="store_true")
     a = p.parse_args()

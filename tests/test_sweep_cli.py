@@ -92,6 +92,34 @@ def test_one_rule_chooses_the_weight_everywhere():
     assert choose_on_validation({}) is None
 
 
+def _fake_runs(monkeypatch, val_sdc: float) -> list:
+    import easydd.sweep as sw
+    calls = []
+
+    def fake_run_one(preset, overrides, weight_key, w, seed, **kw):
+        calls.append((w, seed, kw["val_models"]))
+        return {"method": "dsa", "dataset": "mnist", "ipc": 1, "sdc_net": "trained", "weight": w, "seed": seed,
+                "test_mean": 0.5 + 0.01 * seed + (0.02 if w else 0),
+                "val_mean": (val_sdc if w else 0.5) if kw["val_models"] else None,
+                "panel_gradn": 1.0 - 0.5 * bool(w), "rho_last20pct": None, "iterations": 1, "eval_epochs": 1,
+                "eval_num_models": 1, "note": "", "device": "cpu"}
+    monkeypatch.setattr(sw, "run_one", fake_run_one)
+    return calls
+
+
+def test_confirm_runs_the_pairs_of_a_given_weight_without_a_grid(monkeypatch, tmp_path):
+    import easydd.sweep as sw
+    from easydd.errors import UserError
+    calls = _fake_runs(monkeypatch, val_sdc=0.1)  # validation would refuse this weight: confirm does not ask it
+    cell = sw.sweep("dsa-mnist-ipc1-cpu", [0, 0.3], [5, 6], records=tmp_path / "r.jsonl", dataset=object(),
+                    confirm=True, log=lambda m: None)
+    assert sorted(calls) == [(0.0, 5, 0), (0.0, 6, 0), (0.3, 5, 0), (0.3, 6, 0)]
+    assert cell["weight"] == 0.3 and cell["seeds"] == [5, 6] and cell["confirm"] and cell["seeds_up"] == 2
+    with pytest.raises(UserError, match="e.g. --weights 0 0.3"):
+        sw.sweep("dsa-mnist-ipc1-cpu", [0, 0.1, 0.3], [5], records=tmp_path / "r.jsonl", dataset=object(),
+                 confirm=True)
+
+
 @pytest.mark.parametrize("grid_only,val_sdc,ran", [
     (False, 0.40, {(0.0, 0), (0.3, 0), (0.0, 1), (0.0, 2)}),   # validation chose 0: base on every seed
     (True, 0.40, {(0.0, 0), (0.3, 0)}),                        # ... or the grid alone
@@ -99,17 +127,10 @@ def test_one_rule_chooses_the_weight_everywhere():
 ])
 def test_grid_only_if_zero_skips_only_identical_pairs(monkeypatch, tmp_path, grid_only, val_sdc, ran):
     import easydd.sweep as sw
-    calls = []
-
-    def fake_run_one(preset, overrides, weight_key, w, seed, **kw):
-        calls.append((w, seed))
-        return {"method": "dsa", "dataset": "mnist", "ipc": 1, "sdc_net": "trained", "weight": w, "seed": seed,
-                "test_mean": 0.5 + 0.01 * seed + (0.02 if w else 0), "val_mean": val_sdc if w else 0.5,
-                "panel_gradn": 1.0 - 0.5 * bool(w), "rho_last20pct": None, "iterations": 1, "eval_epochs": 1,
-                "eval_num_models": 1, "note": "", "device": "cpu"}
-    monkeypatch.setattr(sw, "run_one", fake_run_one)
+    raw = _fake_runs(monkeypatch, val_sdc)
     cell = sw.sweep("dsa-mnist-ipc1-cpu", [0, 0.3], [0, 1, 2], records=tmp_path / "r.jsonl", dataset=object(),
                     grid_only_if_zero=grid_only, log=lambda m: None)
+    calls = [(w, seed) for w, seed, _ in raw]
     assert set(calls) == ran and len(calls) == len(ran)
     if val_sdc < 0.5:
         assert cell["weight"] == 0 and cell["seeds"] == ([0] if grid_only else [0, 1, 2])

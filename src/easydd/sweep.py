@@ -46,6 +46,16 @@ def t_interval(diffs: list[float]) -> tuple[float, float, float]:
     return m, m - h, m + h
 
 
+def _missing(points, done: dict, key) -> list:
+    """The (weight, seed, val_models) points without a record, or without the validation score they ask for."""
+    out = []
+    for w, seed, val in points:
+        k = key(w, seed)
+        if not (k in done and (val == 0 or done[k].get("val_mean") is not None)) and (w, seed, val) not in out:
+            out.append((w, seed, val))
+    return out
+
+
 def check_grid(weights, seeds, weight_key: str) -> None:
     if weight_key not in ("lambda_sdc", "sdc_ratio"):
         raise UserError(f"the swept weight is lambda_sdc or sdc_ratio (got {weight_key!r})")
@@ -150,8 +160,10 @@ def run_one(preset: str, overrides: dict, weight_key: str, weight: float, seed: 
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
-def _check_sweep(weights: list[float], seeds, weight_key: str, jobs, dataset) -> None:
+def _check_sweep(weights: list[float], seeds, weight_key: str, jobs, dataset, confirm: bool = False) -> None:
     check_grid(weights, list(seeds), weight_key)
+    if confirm and len(set(weights)) != 2:
+        raise UserError(f"a confirmation runs 0 and the one weight it confirms, e.g. --weights 0 0.3 (got {weights})")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise UserError(f"jobs must be a positive integer (got {jobs!r})")
     if jobs > 1 and dataset is not None:
@@ -160,16 +172,17 @@ def _check_sweep(weights: list[float], seeds, weight_key: str, jobs, dataset) ->
 
 def sweep(preset: str, weights, seeds, *, weight_key: str = "sdc_ratio", overrides: dict | None = None,
           records: str | Path, out_dir: str = "runs/sweep", val_models: int = 2, dataset=None, tag: str = "",
-          log=print, jobs: int = 1, grid_only_if_zero: bool = False) -> dict:
+          log=print, jobs: int = 1, grid_only_if_zero: bool = False, confirm: bool = False) -> dict:
     """Run the protocol above for one preset (one method, dataset, IPC) and return the cell record.
     ``grid_only_if_zero``: if validation chooses 0 (identical pairs), skip step 2; the cell holds the first seed.
+    ``confirm``: ``weights`` is 0 and one weight chosen before; skip step 1 (a replication on new seeds).
     ``jobs`` > 1: the missing points run in that many one-thread processes, in two rounds (the grid, then the
     pairs); each loads the dataset itself, so ``dataset`` must be None. The records equal those of ``jobs=1``."""
     from .config import build_config
     from .data import load_dataset
     from .methods import method_params
     weights = [float(w) for w in weights]
-    _check_sweep(weights, seeds, weight_key, jobs, dataset)
+    _check_sweep(weights, seeds, weight_key, jobs, dataset, confirm)
     overrides = dict(overrides or {})
     cfg0 = build_config(preset, dict(overrides, **{weight_key: max(weights)}), method_params)  # checks settings
     if dataset is None and jobs == 1:
@@ -181,14 +194,6 @@ def sweep(preset: str, weights, seeds, *, weight_key: str = "sdc_ratio", overrid
     def key(w: float, seed: int) -> tuple:
         return (preset, weight_key, float(w), int(seed), tag)
 
-    def missing(points) -> list:
-        out = []
-        for w, seed, val in points:
-            k = key(w, seed)
-            if not (k in done and (val == 0 or done[k].get("val_mean") is not None)) and (w, seed, val) not in out:
-                out.append((w, seed, val))
-        return out
-
     def record(r: dict) -> None:
         with open(path, "a") as f:
             f.write(json.dumps(r) + "\n")
@@ -198,7 +203,7 @@ def sweep(preset: str, weights, seeds, *, weight_key: str = "sdc_ratio", overrid
 
     def run(points) -> None:
         nonlocal eta
-        todo = missing(points)
+        todo = _missing(points, done, key)
         eta = RunsETA(len(todo))
         if jobs == 1:
             for w, seed, val in todo:
@@ -210,14 +215,18 @@ def sweep(preset: str, weights, seeds, *, weight_key: str = "sdc_ratio", overrid
                           out_dir=out_dir, tag=tag)
 
     seeds = list(seeds)
-    run([(w, seeds[0], val_models) for w in sorted(weights)])
-    scored = {w: done[key(w, seeds[0])] for w in sorted(weights)}
-    chosen = choose_on_validation({w: scored[w]["val_mean"] for w in weights})
-    seeds = seeds[:1] if chosen == 0 and grid_only_if_zero else seeds
+    if confirm:  # the weight was chosen before (on other seeds): the pairs alone, no validation grid
+        chosen = max(weights)
+    else:
+        run([(w, seeds[0], val_models) for w in sorted(weights)])
+        chosen = choose_on_validation({w: done[key(w, seeds[0])]["val_mean"] for w in weights})
+        seeds = seeds[:1] if chosen == 0 and grid_only_if_zero else seeds
     run([(0.0, s, 0) for s in seeds] + ([(chosen, s, 0) for s in seeds] if chosen > 0 else []))
+    scored = {w: done[key(w, seeds[0])] for w in sorted(weights)}
     base = [done[key(0.0, s)] for s in seeds]
     sdc = [done[key(chosen, s)] for s in seeds] if chosen > 0 else base
-    return cell_record(base, sdc, chosen, weight_key, scored)
+    cell = cell_record(base, sdc, chosen, weight_key, scored)
+    return dict(cell, confirm=True) if confirm else cell
 
 
 def _one_thread() -> None:
@@ -325,6 +334,8 @@ def add_arguments(p) -> None:
     p.add_argument("--val-models", default="2", help="networks scoring each weight on the validation split")
     p.add_argument("--grid-only-if-zero", action="store_true",
                    help="when validation chooses 0, stop after the grid (no base runs on the other seeds)")
+    p.add_argument("--confirm", action="store_true",
+                   help="--weights 0 W with W chosen before: run the pairs on these seeds, no validation grid")
     p.add_argument("--out", default=None, help="folder for the runs, records and cell (default runs/sweep/<preset>"
                                                "[-<hash of the overrides>])")
     p.add_argument("--records", default=None, help="the JSON-lines records file (default OUT/records.jsonl)")
@@ -379,13 +390,16 @@ def run_from_args(a) -> int:
     records = Path(a.records) if a.records else out / "records.jsonl"
     cell = sweep(a.preset, weights, seeds, weight_key=a.weight_key, overrides=over, records=records,
                  out_dir=str(out / "runs"), val_models=val_models, tag=tag, jobs=jobs,
-                 grid_only_if_zero=a.grid_only_if_zero, log=lambda m: print(m, flush=True))
+                 grid_only_if_zero=a.grid_only_if_zero, confirm=a.confirm, log=lambda m: print(m, flush=True))
     cell.update(preset=a.preset, tag=tag, records=str(records))
     from .distilled import atomic_write
     atomic_write(out / "cell.json", lambda tmp: Path(tmp).write_text(json.dumps(cell, indent=1) + "\n"))
     lo, hi = cell["paired_diff_ci95"]
-    print(f"validation chose {a.weight_key}={cell['weight']:g} "
-          f"({', '.join(f'{w}: {100 * v:.2f}' for w, v in cell['val_by_weight'].items())} % on val)")
+    if a.confirm:
+        print(f"confirming {a.weight_key}={cell['weight']:g} on seeds {', '.join(map(str, cell['seeds']))}")
+    else:
+        print(f"validation chose {a.weight_key}={cell['weight']:g} "
+              f"({', '.join(f'{w}: {100 * v:.2f}' for w, v in cell['val_by_weight'].items())} % on val)")
     if cell["weight"] == 0:  # the pairs are identical runs: no difference to report
         print(f"test: base {cell['acc_base']:.2f} % over {len(cell['seeds'])} seed(s); SDC not chosen")
     else:
