@@ -160,10 +160,13 @@ def run_one(preset: str, overrides: dict, weight_key: str, weight: float, seed: 
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
-def _check_sweep(weights: list[float], seeds, weight_key: str, jobs, dataset, confirm: bool = False) -> None:
+def _check_sweep(weights: list[float], seeds, weight_key: str, jobs, dataset, confirm: bool = False,
+                 grid_only_if_zero: bool = False) -> None:
     check_grid(weights, list(seeds), weight_key)
     if confirm and len(set(weights)) != 2:
         raise UserError(f"a confirmation runs 0 and the one weight it confirms, e.g. --weights 0 0.3 (got {weights})")
+    if confirm and grid_only_if_zero:
+        raise UserError("--grid-only-if-zero concerns the validation grid, which --confirm skips: drop one of them")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise UserError(f"jobs must be a positive integer (got {jobs!r})")
     if jobs > 1 and dataset is not None:
@@ -182,7 +185,7 @@ def sweep(preset: str, weights, seeds, *, weight_key: str = "sdc_ratio", overrid
     from .data import load_dataset
     from .methods import method_params
     weights = [float(w) for w in weights]
-    _check_sweep(weights, seeds, weight_key, jobs, dataset, confirm)
+    _check_sweep(weights, seeds, weight_key, jobs, dataset, confirm, grid_only_if_zero)
     overrides = dict(overrides or {})
     cfg0 = build_config(preset, dict(overrides, **{weight_key: max(weights)}), method_params)  # checks settings
     if dataset is None and jobs == 1:
