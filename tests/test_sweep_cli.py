@@ -74,6 +74,7 @@ def test_parallel_jobs_give_the_same_records(capsys, tmp_path):
     (["--weights", "0", "1", "seed=3"], "give it with --seeds"),
     (["--weights", "0", "0.1", "1", "--confirm"], "the one weight it confirms"),
     (["--weights", "0", "1", "--confirm", "--grid-only-if-zero"], "drop one of them"),
+    (["--weights", "0", "1", "--confirm", "--val-models", "3"], "--val-models has no use there"),
 ])
 def test_bad_grids_are_one_line_exit_2(capsys, tmp_path, extra, needle):
     code, _, err = run(capsys, "sweep", "--preset", "dsa-mnist-ipc1-cpu", "--out", str(tmp_path / "s"), *extra,

@@ -334,7 +334,8 @@ def add_arguments(p) -> None:
     p.add_argument("--seeds", nargs="*", default=["0", "1", "2"], help="seeds (default 0 1 2); the first chooses")
     p.add_argument("--weight-key", default="sdc_ratio", help="sdc_ratio (default) or lambda_sdc")
     p.add_argument("--jobs", default="1", help="grid points run at once, each a process with one thread")
-    p.add_argument("--val-models", default="2", help="networks scoring each weight on the validation split")
+    p.add_argument("--val-models", default=None,
+                   help="networks scoring each weight on the validation split (default 2; not with --confirm)")
     p.add_argument("--grid-only-if-zero", action="store_true",
                    help="when validation chooses 0, stop after the grid (no base runs on the other seeds)")
     p.add_argument("--confirm", action="store_true",
@@ -375,7 +376,9 @@ def run_from_args(a) -> int:
     weights = _numbers(a.weights, float, "--weights")
     seeds = _numbers(a.seeds, int, "--seeds")
     jobs = _positive_int(a.jobs, "--jobs")
-    val_models = _positive_int(a.val_models, "--val-models")
+    if a.confirm and a.val_models is not None:
+        raise UserError("--confirm runs no validation grid, so --val-models has no use there: drop it")
+    val_models = _positive_int(a.val_models if a.val_models is not None else 2, "--val-models")
     check_grid(weights, seeds, a.weight_key)
     over = parse_overrides(a.overrides)
     for k in ("seed", a.weight_key):
