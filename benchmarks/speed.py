@@ -24,7 +24,8 @@ its own):
 The reference code's figures on this machine type are recorded numbers (seconds per iteration, 2 threads,
 tuned allocator unless said), not measured here; the ratio column compares with them.
 
-Writes benchmarks/results/speed.json and speed.md (machine, torch, threads, allocator, load in the header).
+Writes benchmarks/results/speed.json and speed.md (machine, torch, threads, allocator, load in the header), or
+<out>.json / .md with `--out` (another CPU model's measurements in files of their own).
 """
 from __future__ import annotations
 
@@ -285,10 +286,10 @@ def run(a) -> None:
     res["goal"] = goal_ratio(a.n)
     print(json.dumps(res["goal"]), flush=True)
     rows = [measure_row(spec) for spec in row_specs(a)]
-    finish(res, rows)
+    finish(res, rows, a.out)
 
 
-def finish(res: dict, rows: list[dict]) -> None:
+def finish(res: dict, rows: list[dict], name: str = "speed") -> None:
     """Derived columns (achieved GFLOP/s, fraction of peak, ratio to the reference code), then the files."""
     by = {row_key(r): r.get("gflop_per_it") for r in rows if not r["fast"]}
     for r in rows:
@@ -305,25 +306,25 @@ def finish(res: dict, rows: list[dict]) -> None:
             r["ratio_to_reference_code"] = r["s_per_it"] / ref[0]
     res["methods"] = rows
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "speed.json").write_text(json.dumps(res, indent=1) + "\n")
-    table()
+    (OUT / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n")
+    table(name)
 
 
 def append(a) -> None:
     """Measure only the selected method rows and merge them into speed.json (a row with the same method, IPC, path,
     syn_steps and unroll is replaced); the peaks and the goal ratio stay as they were. Every row keeps its own date
     and load, and the command is recorded beside the first one."""
-    res = json.loads((OUT / "speed.json").read_text())
+    res = json.loads((OUT / f"{a.out}.json").read_text())
     new = [measure_row(spec) for spec in row_specs(a)]
     keys = {(row_key(r), r["fast"]) for r in new}
     rows = [r for r in res["methods"] if (row_key(r), r["fast"]) not in keys] + new
     res.setdefault("appended", []).append({"command": "python benchmarks/speed.py " + " ".join(a.argv),
                                            "date": time.strftime("%Y-%m-%d %H:%M"), "rows": len(new)})
-    finish(res, rows)
+    finish(res, rows, a.out)
 
 
-def table() -> None:
-    res = json.loads((OUT / "speed.json").read_text())
+def table(name: str = "speed") -> None:
+    res = json.loads((OUT / f"{name}.json").read_text())
     h, p, g = res["header"], res["peaks"], res["goal"]
     f = lambda v, nd=2: "-" if v is None else f"{v:.{nd}f}"  # noqa: E731
     lines = ["# Speed against the machine's own limits", "",
@@ -370,14 +371,22 @@ def table() -> None:
                      f"{f(r.get('ratio_to_reference_code'))} |")
     lines += ["", "GFLOP / it counts the fp32 work of one iteration (FlopCounterMode); the bf16 + compile row does "
               "the same work, so its GFLOP/s is that work over its time. The first iteration of a compiled row holds "
-              "the compilation. The reference code's seconds are recorded figures from another 2-core machine (an AMD "
-              "EPYC, 2 threads, recorded by this project in 2026-11), so the ratio column mixes two CPUs; easydd's eager fp32 ran at "
-              "the reference code's speed when both were measured on one machine, so fast / eager is the "
-              "same-machine ratio. A row measured with fewer threads or under load is slower than the machine "
-              "allows."]
+              "the compilation. " + reference_note(h["cpu"]) + " A row measured with fewer threads or under load is "
+              "slower than the machine allows."]
     lines += mtt_table([r for r in res["methods"] if r["method"] == "mtt"])
-    (OUT / "speed.md").write_text("\n".join(lines) + "\n")
+    (OUT / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def reference_note(cpu: str) -> str:
+    """What the ratio column compares: the reference code's seconds were recorded on a 2-core AMD EPYC."""
+    head = ("The reference code's seconds are recorded figures from a 2-core AMD EPYC (2 threads, recorded by this "
+            "project in 2026-11)")
+    if "EPYC" in cpu:
+        return head + ", the CPU model of this run: the ratio column compares like with like."
+    return (head + ", another CPU model than this run's, so the ratio column mixes two CPUs; easydd's eager fp32 ran "
+            "at the reference code's speed when both were measured on one machine, so fast / eager is the same-machine "
+            "ratio.")
 
 
 def mtt_table(rows: list[dict]) -> list[str]:
@@ -407,6 +416,12 @@ def mtt_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _out_name(v: str) -> str:
+    if not v or "/" in v or v.startswith(".") or v.endswith((".json", ".md")):
+        raise argparse.ArgumentTypeError(f"--out {v!r}: a bare name such as speed-epyc (the files get .json / .md)")
+    return v
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ipcs", nargs="+", type=int, default=[1, 10])
@@ -420,24 +435,27 @@ def main() -> None:
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--goal-only", action="store_true", help="re-measure only the goal ratio into speed.json")
     ap.add_argument("--append", action="store_true", help="measure only the selected rows into speed.json")
+    ap.add_argument("--out", default="speed", type=_out_name,
+                    help="results name: benchmarks/results/<out>.json and .md (default speed); another CPU model's "
+                         "measurements go to a file of their own, e.g. --out speed-epyc")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     a.argv = sys.argv[1:]
     if a.one:
         print(json.dumps(one(json.loads(a.one))))
     elif a.table:
-        table()
+        table(a.out)
     elif a.append:
         append(a)
     elif a.goal_only:
         import torch
         torch.set_num_threads(a.threads)
-        res = json.loads((OUT / "speed.json").read_text())
+        res = json.loads((OUT / f"{a.out}.json").read_text())
         res["goal"] = goal_ratio(a.n)
         res["goal"].update(date=time.strftime("%Y-%m-%d %H:%M"), load_at_start=os.getloadavg(),
                            command="python benchmarks/speed.py " + " ".join(a.argv))
-        (OUT / "speed.json").write_text(json.dumps(res, indent=1) + "\n")
-        table()
+        (OUT / f"{a.out}.json").write_text(json.dumps(res, indent=1) + "\n")
+        table(a.out)
     else:
         run(a)
 

@@ -36,3 +36,15 @@ def test_scaled_outer_steps_recovers_the_whole_schedule():
 def test_scaled_outer_steps_needs_at_least_two_outer_steps():
     with pytest.raises(SystemExit, match="between 2 and 9"):
         speed.scaled_outer_steps(FakeGradientMethod(k=1, match=0.0, inner=0.0), n=1, fast=True)
+
+
+def test_out_name_is_a_bare_results_name():
+    assert speed._out_name("speed-epyc") == "speed-epyc"
+    for bad in ("", "../speed", "results/speed", "speed.json", ".hidden"):
+        with pytest.raises(Exception, match="bare name"):
+            speed._out_name(bad)
+
+
+def test_reference_note_says_whether_the_ratio_compares_like_with_like():
+    assert "like with like" in speed.reference_note("AMD EPYC")
+    assert "mixes two CPUs" in speed.reference_note("Intel(R) Xeon(R) Processor")
