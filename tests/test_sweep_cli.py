@@ -143,3 +143,17 @@ def test_grid_only_if_zero_skips_only_identical_pairs(monkeypatch, tmp_path, gri
                                                                                   else [0.0, 0.0])
     else:
         assert cell["weight"] == 0.3 and cell["seeds"] == [0, 1, 2] and cell["seeds_up"] == 3
+
+
+def test_a_pair_equal_but_for_float_rounding_is_a_tie_not_a_seed_up():
+    """Seen in a real cell: the same 22838 of 30000 test answers right with and without SDC, means differing by
+    2e-8 in the last bits; that pair moved neither way."""
+    from easydd.sweep import cell_record
+    run_ = lambda seed, acc: {"seed": seed, "test_mean": acc, "panel_gradn": 1.0, "method": "dc",  # noqa: E731
+                               "dataset": "mnist", "ipc": 10, "sdc_net": "trained", "iterations": 1,
+                               "eval_epochs": 1, "eval_num_models": 3, "note": "", "device": "cpu",
+                               "val_mean": 0.5, "rho_last20pct": 0.1}
+    base = [run_(0, 0.7612666686375936), run_(1, 0.70), run_(2, 0.70)]
+    sdc = [run_(0, 0.7612666885058085), run_(1, 0.71), run_(2, 0.69)]
+    cell = cell_record(base, sdc, 0.1, "sdc_ratio", {0.0: base[0], 0.1: sdc[0]})
+    assert (cell["seeds_up"], cell["seeds_down"]) == (1, 1)

@@ -277,6 +277,9 @@ def _run_parallel(todo: list, jobs: int, record, log, **common) -> None:
         raise error
 
 
+TIE_POINTS = 1e-4   # accuracy points; one test image of 10000 on one of 5 networks moves the mean by 0.002
+
+
 def cell_record(base: list[dict], sdc: list[dict], chosen: float, weight_key: str, scored: dict) -> dict:
     """The per-cell summary (accuracies in %, paired by seed)."""
     diffs = [100 * (s["test_mean"] - b["test_mean"]) for b, s in zip(base, sdc)]
@@ -298,7 +301,8 @@ def cell_record(base: list[dict], sdc: list[dict], chosen: float, weight_key: st
             "acc_sdc": 100 * statistics.fmean(s["test_mean"] for s in sdc),
             "paired_diffs": [round(d, 2) for d in diffs], "paired_diff_mean": m,
             "paired_diff_ci95": [None if math.isnan(v) else v for v in (lo, hi)],  # one pair: no interval (JSON null)
-            "seeds_up": sum(d > 0 for d in diffs), "seeds_down": sum(d < 0 for d in diffs),
+            # a pair whose accuracies differ by float rounding only (the same test images right) is a tie
+            "seeds_up": sum(d > TIE_POINTS for d in diffs), "seeds_down": sum(d < -TIE_POINTS for d in diffs),
             "val_by_weight": {f"{w:g}": r["val_mean"] for w, r in sorted(scored.items())},
             "panel_gradn_by_weight": {f"{w:g}": r["panel_gradn"] for w, r in sorted(scored.items())},
             "rho_by_weight": {f"{w:g}": r["rho_last20pct"] for w, r in sorted(scored.items())},
