@@ -433,8 +433,8 @@ def main() -> None:
                     help="DC/DSA IPC >= 10: time iterations of this many outer steps (>= 2) and scale to the reference "
                          "schedule (0: whole iterations)")
     ap.add_argument("--table", action="store_true")
-    ap.add_argument("--goal-only", action="store_true", help="re-measure only the goal ratio into speed.json")
-    ap.add_argument("--append", action="store_true", help="measure only the selected rows into speed.json")
+    ap.add_argument("--goal-only", action="store_true", help="re-measure only the goal ratio into <out>.json")
+    ap.add_argument("--append", action="store_true", help="measure only the selected rows into <out>.json")
     ap.add_argument("--out", default="speed", type=_out_name,
                     help="results name: benchmarks/results/<out>.json and .md (default speed); another CPU model's "
                          "measurements go to a file of their own, e.g. --out speed-epyc")
