@@ -190,3 +190,22 @@ def test_final_set_is_tracked_whatever_track_every(digits, tmp_path):
     header = rows[0].split(",")
     tracked = [r.split(",")[0] for r in rows[1:] if r.split(",")[header.index("gradn")]]
     assert tracked == ["0", "2", "3"]
+
+
+def test_divergence_before_any_checkpoint_says_so_and_the_rerun_starts_over(digits, tmp_path):
+    """A gradient-matching run that diverges before its first checkpoint must not claim one is kept; the rerun with
+    a lower rate starts over and finishes."""
+    from easydd.distill import distill
+    from easydd.errors import DivergedError
+
+    def cfg(lr_img):
+        return build_config(None, dict(method="dc", dataset=digits.name, ipc=1, model="ConvNetD2W16", iterations=2,
+                                       track_every=0, checkpoint_every=5, lr_img=lr_img, out_dir=str(tmp_path),
+                                       name="div"), method_params)
+    with pytest.raises(DivergedError) as exc:
+        distill(cfg(1e30), digits, progress=False, final_eval=False, resume=True)
+    msg = str(exc.value)
+    assert "No checkpoint had been written yet (checkpoint_every=5)" in msg and "starts over" in msg
+    assert "is kept" not in msg and not (tmp_path / "div" / "checkpoint.pt").exists()
+    res = distill(cfg(0.1), digits, progress=False, final_eval=False, resume=True)
+    assert torch.isfinite(res.distilled.images).all() and (tmp_path / "div" / "checkpoint.pt").exists()

@@ -379,10 +379,9 @@ class _Loop:
         bad = [k for k, v in logs.items() if v is not None and not math.isfinite(v)]
         if bad or logs.get("syn_lr", 0.0) > 1e3:
             raise DivergedError(
-                f"{cfg.method} diverged at iteration {it} ({', '.join(f'{k}={logs[k]}' for k in logs)}); the "
-                f"last good checkpoint is kept in {self.run_dir / 'checkpoint.pt'}. " + divergence_advice(
-                    "the image/label/step-size learning rates (e.g. lr_img, lr_lr) or lambda_sdc / sdc_ratio",
-                    resumes=True))
+                f"{cfg.method} diverged at iteration {it} ({', '.join(f'{k}={logs[k]}' for k in logs)}). "
+                + divergence_advice("the image/label/step-size learning rates (e.g. lr_img, lr_lr) or lambda_sdc / "
+                                    "sdc_ratio", self.run_dir / "checkpoint.pt", cfg.checkpoint_every))
         row = {"iteration": it + 1, **logs}
         if cfg.track_every and ((it + 1) % cfg.track_every == 0 or it + 1 == cfg.iterations):
             self.track(it + 1, row)  # and always at the last iteration, so final_gradn is the final set's

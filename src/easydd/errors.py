@@ -45,8 +45,14 @@ class WriteFailed(UserError):
     """A file could not be written (disk full, read-only, permissions); the previous version is intact."""
 
 
-def divergence_advice(rates: str, resumes: bool = False) -> str:
-    """The one sentence every divergence message ends with: which rates to lower, and what a rerun does."""
-    tail = (": it resumes from the last good checkpoint with the new rates (--no-resume starts over)" if resumes
-            else "")
-    return f"Lower {rates} and rerun the same command{tail}."
+def divergence_advice(rates: str, checkpoint=None, every: int = 0) -> str:
+    """The sentences every divergence message ends with: which rates to lower, and what a rerun does. For a
+    distillation run pass its ``checkpoint`` path (and ``checkpoint_every``): the message then says whether a
+    checkpoint exists to resume from, or that none had been written yet and the rerun starts over."""
+    if checkpoint is None:
+        return f"Lower {rates} and rerun the same command."
+    if checkpoint.exists():
+        return (f"The last good checkpoint is kept in {checkpoint}. Lower {rates} and rerun the same command: it "
+                "resumes from that checkpoint with the new rates (--no-resume starts over).")
+    return (f"No checkpoint had been written yet (checkpoint_every={every}). Lower {rates} and rerun the same "
+            "command: it starts over with the new rates.")

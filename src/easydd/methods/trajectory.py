@@ -346,9 +346,6 @@ class MTT(Method):
                               "student ends far further from the expert than it started)")
 
     def diverged(self, it: int, reason: str, logs: dict | None = None) -> None:
-        ckpt = self.checkpoint_path
-        kept = (f"the last good checkpoint is kept in {ckpt}" if ckpt is not None and ckpt.exists() else
-                f"no checkpoint had been written yet (checkpoint_every={self.cfg.checkpoint_every})")
         p = self.p
         fixes = [f"lr_lr (now {p.lr_lr:g}, try {p.lr_lr / 10:g})", f"lr_img (now {p.lr_img:g})"]
         if self.learn_labels:
@@ -356,9 +353,9 @@ class MTT(Method):
         if self.cfg.lambda_sdc > 0 or self.cfg.sdc_ratio > 0:
             fixes.append(f"lambda_sdc / sdc_ratio (now {self.cfg.lambda_sdc:g} / {self.cfg.sdc_ratio:g})")
         raise DivergedError(
-            f"{self.name} diverged at iteration {it}: {reason}; {kept}. " + divergence_advice(
+            f"{self.name} diverged at iteration {it}: {reason}. " + divergence_advice(
                 f"{', '.join(fixes)} or lr_teacher (now {p.lr_teacher:g}) or syn_steps (now {p.syn_steps})",
-                resumes=True))
+                self.checkpoint_path, self.cfg.checkpoint_every))
 
 
 class FTD(MTT):
