@@ -206,6 +206,8 @@ CASES = [
                          "0"], "--batch-size must be >= 1", "got 0"),
     # difficulty
     ("difficulty-truncated-set", ["difficulty", "{F}/trunc.safetensors"], "not a readable safetensors", "re-create"),
+    ("difficulty-truncated-npz-dataset", ["difficulty", "{F}/trunc.npz"], "cannot read it as an .npz",
+     "numpy.savez"),
     ("difficulty-max-samples-negative", ["difficulty", "digits", "--max-samples", "-5"], "--max-samples must be >= 1",
      "leave it out"),
     ("difficulty-num-models-0", ["difficulty", "digits", "--num-models", "0"], "--num-models must be >= 1",

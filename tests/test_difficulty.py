@@ -283,3 +283,19 @@ def test_command_on_a_distilled_run_and_a_dataset(tmp_path, monkeypatch, capsys)
         dif_cli.run_from_args(parse(["toy", *common, "--split", "distilled"]))
     with pytest.raises(UserError, match="unknown dataset"):
         dif_cli.run_from_args(parse(["imagenet-9000", *common]))
+
+
+def test_your_own_npz_or_image_folder_is_measured_as_a_dataset(tmp_path):
+    """TARGET may be your own data (an .npz or a folder with train/), like a built-in name; a run directory (even
+    one with a train/ folder in it) stays a distilled set."""
+    from easydd.distilled import Distilled
+    (tmp_path / "scans.npz").write_bytes(b"not even a zip")  # read later by the dataset loader, with its message
+    (tmp_path / "folder" / "train").mkdir(parents=True)
+    assert dif_cli._resolve_target(str(tmp_path / "scans.npz")) == (None, None, str(tmp_path / "scans.npz"))
+    assert dif_cli._resolve_target(str(tmp_path / "folder")) == (None, None, str(tmp_path / "folder"))
+    run = tmp_path / "run"
+    (run / "train").mkdir(parents=True)
+    imgs, labels = toy_tensors(4, seed=1)
+    Distilled(imgs, labels, meta={"dataset": "toy", "ipc": 2}).save(run / "distilled.safetensors")
+    d, path, name = dif_cli._resolve_target(str(run))
+    assert d is not None and path == run and name is None

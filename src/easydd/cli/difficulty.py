@@ -19,7 +19,8 @@ from ..runtime import derive_seed, generator
 def add_arguments(parser) -> None:
     """Arguments of ``easydd difficulty TARGET``."""
     parser.add_argument("target", metavar="TARGET",
-                        help="a run directory, a distilled .safetensors file, or a dataset name (e.g. mnist)")
+                        help="a run directory, a distilled .safetensors file, or a dataset: a name (e.g. mnist), "
+                             "an .npz file or an image folder")
     parser.add_argument("--model", default="ConvNet", help="architecture of the reference panel (default ConvNet)")
     parser.add_argument("--num-models", "--panel-models", type=int, default=4, help="networks (seeds) in the panel (default 4)")
     parser.add_argument("--epochs", "--panel-epochs", type=int, default=1,
@@ -58,9 +59,19 @@ def _load_dataset(name: str, zca: bool = False):
         raise UserError(f"cannot load dataset {name!r}: {msg}") from None
 
 
+def _is_user_dataset(p: Path) -> bool:
+    """An .npz file, or a folder with train/ and no distilled set in it (easydd.data.custom's two formats)."""
+    if p.is_file():
+        return p.suffix.lower() == ".npz"
+    return p.is_dir() and (p / "train").is_dir() and not any(
+        (p / f).exists() for f in ("distilled.safetensors", "best.safetensors"))
+
+
 def _resolve_target(target: str):
     """(distilled or None, path or None, dataset name or None)."""
     p = Path(target).expanduser()
+    if _is_user_dataset(p):  # your own .npz or image folder: measured as a dataset, like a built-in name
+        return None, None, target
     if p.exists():
         from ..distilled import Distilled
         return Distilled.load(p), p, None  # a DistilledFileError is a UserError naming the fix
