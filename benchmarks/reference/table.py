@@ -30,14 +30,17 @@ CELLS = [(m, d) for d in ("mnist", "fashion_mnist") for m in ("dc", "dsa")]
 
 
 def _parse(name: str) -> dict | None:
-    """'dsa-mnist-ipc1-s0-fast' -> method, dataset, ipc, seed, path."""
+    """'dsa-mnist-ipc1-s0-fast' -> method, dataset, ipc, seed, path; None for any other run (e.g. the SDC arms,
+    '...-fast-sdc1', which benchmarks/reference/sdc_pair.py reports)."""
     parts = name.split("-")
+    paths = {(): "fp32 eager", ("fast",): "bf16 + compile"}
     try:
         method, dataset, ipc, seed = parts[0], parts[1], int(parts[2][3:]), int(parts[3][1:])
     except (IndexError, ValueError):
         return None
-    return dict(method=method, dataset=dataset, ipc=ipc, seed=seed,
-                path="bf16 + compile" if parts[4:] == ["fast"] else "fp32 eager")
+    if tuple(parts[4:]) not in paths:
+        return None
+    return dict(method=method, dataset=dataset, ipc=ipc, seed=seed, path=paths[tuple(parts[4:])])
 
 
 def _last_iteration(run: Path) -> int:
