@@ -30,9 +30,9 @@ from easydd.data import load_dataset  # noqa: E402
 from easydd.difficulty import reference_panel  # noqa: E402
 from easydd.distilled import Distilled  # noqa: E402
 from easydd.sweep import TIE_POINTS, t_interval  # noqa: E402
+from table import write  # noqa: E402  (benchmarks/reference/table.py, this script's folder)
 
 RUNS = ROOT / "benchmarks/results/reference/runs"
-OUT = ROOT / "benchmarks/results/reference"
 SDC_RUN = re.compile(r"^(?P<method>[a-z]+)-(?P<dataset>[a-z_]+)-ipc(?P<ipc>\d+)-s(?P<seed>\d+)-fast-sdc(?P<r>[\d.]+)$")
 
 
@@ -107,11 +107,7 @@ def table(records: list[dict]) -> str:
 
 def main() -> None:
     records = collect()
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "sdc.json").write_text(json.dumps(records, indent=1) + "\n")
-    md = table(records)
-    (OUT / "sdc.md").write_text(md)
-    sys.stdout.write(md)
+    write("sdc", records, table(records))
 
 
 if __name__ == "__main__":

@@ -131,13 +131,17 @@ def table(runs: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write(stem: str, records: list[dict], md: str) -> None:
+    """benchmarks/results/reference/<stem>.json and .md, and the table on stdout."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{stem}.json").write_text(json.dumps(records, indent=1) + "\n")
+    (OUT / f"{stem}.md").write_text(md)
+    sys.stdout.write(md)
+
+
 def main() -> None:
     runs = collect()
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps(runs, indent=1) + "\n")
-    md = table(runs)
-    (OUT / "results.md").write_text(md)
-    sys.stdout.write(md)
+    write("results", runs, table(runs))
 
 
 if __name__ == "__main__":
