@@ -46,29 +46,34 @@ def _test_acc(run: Path) -> float | None:
     return 100 * next(iter(last["models"].values()))["mean"]
 
 
-def collect() -> list[dict]:
-    """One record per (cell, weight): the finished pairs, with accuracy and panel GraDN of each arm."""
+def seed0_panel(dataset: str):
+    """The reference panel the project reports difficulty on (4 ConvNets, 1 epoch, seed 0; cached)."""
+    return reference_panel(load_dataset(dataset), model="ConvNet", num_models=4, epochs=1, seed=0)
+
+
+def collect(runs: Path = RUNS, panel_for=seed0_panel) -> list[dict]:
+    """One record per (cell, weight) found under ``runs``: the finished pairs, with accuracy and panel GraDN of each
+    arm (``panel_for(dataset)`` gives the panel), and the seeds whose arms have not both finished."""
     cells: dict = {}
-    for run in sorted(RUNS.iterdir()) if RUNS.exists() else []:
+    for run in sorted(runs.iterdir()) if runs.exists() else []:
         g = SDC_RUN.match(run.name)
         if g is None:
             continue
         key = (g["method"], g["dataset"], int(g["ipc"]), float(g["r"]))
-        base = RUNS / f"{g['method']}-{g['dataset']}-ipc{g['ipc']}-s{g['seed']}-fast"
+        base = runs / f"{g['method']}-{g['dataset']}-ipc{g['ipc']}-s{g['seed']}-fast"
         cells.setdefault(key, []).append((int(g["seed"]), base, run))
     records = []
     for (method, dataset, ipc, r), pairs in sorted(cells.items()):
         done = [(s, b, x) for s, b, x in sorted(pairs) if _test_acc(b) is not None and _test_acc(x) is not None]
         unfinished = [s for s, b, x in sorted(pairs) if (s, b, x) not in done]
-        ds = load_dataset(dataset)
-        panel = reference_panel(ds, model="ConvNet", num_models=4, epochs=1, seed=0)
+        panel = panel_for(dataset) if done else None
         seeds = []
         for s, b, x in done:
             gb, gx = (float(panel.gradn(d.images, d.labels).mean()) for d in map(Distilled.load, (b, x)))
             seeds.append(dict(seed=s, acc_base=_test_acc(b), acc_sdc=_test_acc(x), panel_gradn_base=gb,
-                              panel_gradn_sdc=gx, base_run=str(b.relative_to(ROOT)), sdc_run=str(x.relative_to(ROOT))))
+                              panel_gradn_sdc=gx, base_run=_rel(b), sdc_run=_rel(x)))
         diffs = [p["acc_sdc"] - p["acc_base"] for p in seeds]
-        mean, lo, hi = t_interval(diffs)
+        mean, lo, hi = (None if v != v else v for v in t_interval(diffs))  # no NaN in the JSON
         records.append(dict(method=method, dataset=dataset, ipc=ipc, sdc_net="trained", weight_key="sdc_ratio",
                             weight=r, seeds=seeds, unfinished_seeds=unfinished, paired_diff_mean=mean,
                             paired_diff_ci95=[lo, hi], seeds_up=sum(d > TIE_POINTS for d in diffs),
@@ -76,8 +81,12 @@ def collect() -> list[dict]:
     return records
 
 
-def _fmt(v: float) -> str:
-    return "-" if v != v else f"{v:+.2f}"
+def _rel(p: Path) -> str:
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:+.2f}"
 
 
 def table(records: list[dict]) -> str:
