@@ -17,7 +17,6 @@ epoch), which the SDC pool (seed 1) never saw. Only seeds whose two arms both fi
 """
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
@@ -30,20 +29,17 @@ from easydd.data import load_dataset  # noqa: E402
 from easydd.difficulty import reference_panel  # noqa: E402
 from easydd.distilled import Distilled  # noqa: E402
 from easydd.sweep import TIE_POINTS, t_interval  # noqa: E402
-from table import write  # noqa: E402  (benchmarks/reference/table.py, this script's folder)
+from table import cell_eval, write  # noqa: E402  (benchmarks/reference/table.py, this script's folder)
 
 RUNS = ROOT / "benchmarks/results/reference/runs"
 SDC_RUN = re.compile(r"^(?P<method>[a-z]+)-(?P<dataset>[a-z_]+)-ipc(?P<ipc>\d+)-s(?P<seed>\d+)-fast-sdc(?P<r>[\d.]+)$")
 
 
 def _test_acc(run: Path) -> float | None:
-    """% on the test split (mean of the evaluation models, final epoch), or None while the run is unfinished."""
-    m = run / "metrics.json"
-    if not m.exists():
-        return None
-    met = json.loads(m.read_text())
-    last = met["final_eval"]["last"] if "final_eval" in met else met["last"]
-    return 100 * next(iter(last["models"].values()))["mean"]
+    """% on the test split (mean of the evaluation models, final epoch; the run's number as table.py takes it, a
+    later eval.json first), or None while the run is unfinished."""
+    ev = cell_eval(run)
+    return None if ev is None else 100 * next(iter(ev["models"].values()))["mean"]
 
 
 def seed0_panel(dataset: str):

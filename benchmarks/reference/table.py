@@ -57,6 +57,20 @@ def _eval_label(ev: dict) -> str:
     return f"{ev['num_models']} x {ev['epochs']} epochs, {aug} augmentation"
 
 
+def own_last_eval(met: dict) -> dict:
+    """The final evaluation a run's metrics.json holds (the test split, its last epoch)."""
+    return met["final_eval"]["last"] if "final_eval" in met else met["last"]
+
+
+def cell_eval(run: Path) -> dict | None:
+    """The evaluation that is a finished run's number: a later `easydd eval RUN_DIR` (eval.json) if there is one,
+    else the run's own; None while the run is unfinished."""
+    if (run / "eval.json").exists():
+        return json.loads((run / "eval.json").read_text())
+    m = run / "metrics.json"
+    return own_last_eval(json.loads(m.read_text())) if m.exists() else None
+
+
 def collect() -> list[dict]:
     runs = []
     for run in sorted(p for p in RUNS.iterdir() if p.is_dir()) if RUNS.exists() else []:
@@ -67,11 +81,10 @@ def collect() -> list[dict]:
         m = run / "metrics.json"
         if m.exists():
             met = json.loads(m.read_text())
-            last = met["final_eval"]["last"] if "final_eval" in met else met["last"]
             if (run / "eval.json").exists():  # a later evaluation of the same set
-                own = next(iter(last["models"].values()))
-                r["own_eval"] = f"{100 * own['mean']:.2f} ({_eval_label(last)})"
-                last = json.loads((run / "eval.json").read_text())
+                own = own_last_eval(met)
+                r["own_eval"] = f"{100 * next(iter(own['models'].values()))['mean']:.2f} ({_eval_label(own)})"
+            last = cell_eval(run)
             model = next(iter(last["models"].values()))
             r.update(done=True, test_mean=100 * model["mean"], test_accs=[100 * a for a in model["accs"]],
                      eval=_eval_label(last), seconds=met.get("total_seconds"),
